@@ -1,0 +1,105 @@
+import type { Command } from 'commander';
+import { printJson, printTable, readRequiredSecret } from './io.ts';
+import type { WithServices } from './main.ts';
+
+const collect = (value: string, previous: string[] = []) => [...previous, value];
+
+interface CreateOptions {
+  clientId: string;
+  redirectUri: string[];
+  postLogoutRedirectUri?: string[];
+  public?: boolean;
+  clientSecretStdin?: boolean;
+  backchannelLogoutUri?: string;
+  require2fa?: boolean;
+  consent?: boolean;
+  name?: string;
+}
+
+export function registerClientCommands(program: Command, withServices: WithServices): void {
+  const clients = program.command('clients').description('manage the apps that sign users in');
+
+  clients
+    .command('create')
+    .description(
+      'register an app; a confidential app without --client-secret-stdin gets a generated secret, printed once',
+    )
+    .requiredOption('--client-id <id>', 'the client_id the app sends')
+    .requiredOption('--redirect-uri <uri>', 'exact redirect URI; repeat for several', collect)
+    .option(
+      '--post-logout-redirect-uri <uri>',
+      'where logout may send the user back; repeatable',
+      collect,
+    )
+    .option('--public', 'a browser or native app without a secret (PKCE only)')
+    .option(
+      '--client-secret-stdin',
+      'read the client secret (32 characters or more) from standard input',
+    )
+    .option('--backchannel-logout-uri <uri>', 'where idp posts a logout token when a session ends')
+    .option('--require-2fa', 'users of this app must pass a second factor')
+    .option('--consent', 'ask users to allow access (for apps run by someone else)')
+    .option('--name <name>', 'name shown to users on the sign-in page')
+    .action(async (options: CreateOptions) => {
+      const clientSecret = options.clientSecretStdin
+        ? await readRequiredSecret('Client secret')
+        : undefined;
+      await withServices(async ({ clients: store }) => {
+        const { client, generatedSecret } = await store.create({
+          clientId: options.clientId,
+          name: options.name,
+          redirectUris: options.redirectUri,
+          postLogoutRedirectUris: options.postLogoutRedirectUri,
+          backchannelLogoutUri: options.backchannelLogoutUri,
+          isPublic: options.public,
+          clientSecret,
+          require2fa: options.require2fa,
+          consent: options.consent,
+        });
+        process.stdout.write(`created client ${client.clientId}\n`);
+        if (generatedSecret) {
+          process.stdout.write(
+            `client secret (shown only now, store it in the app's configuration): ${generatedSecret}\n`,
+          );
+        }
+      });
+    });
+
+  clients
+    .command('list')
+    .description('list registered apps')
+    .option('--json', 'one JSON object per line')
+    .action(async (options: { json?: boolean }) => {
+      await withServices(async ({ clients: store }) => {
+        const list = await store.list();
+        if (options.json) {
+          for (const client of list)
+            printJson({ ...client, createdAt: client.createdAt.toISOString() });
+
+          return;
+        }
+        printTable(
+          ['CLIENT ID', 'NAME', 'TYPE', 'REDIRECT URIS', '2FA', 'CONSENT'],
+          list.map((client) => [
+            client.clientId,
+            client.name ?? '',
+            client.isPublic ? 'public' : 'confidential',
+            client.redirectUris.join(' '),
+            client.require2fa ? 'required' : '-',
+            client.consent ? 'asked' : '-',
+          ]),
+        );
+      });
+    });
+
+  clients
+    .command('delete')
+    .description('remove an app; its users can no longer sign in to it')
+    .argument('<client-id>')
+    .action(async (clientId: string) => {
+      await withServices(async ({ clients: store }) => {
+        await store.delete(clientId);
+        process.stdout.write(`deleted client ${clientId}\n`);
+      });
+    });
+}

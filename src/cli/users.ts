@@ -1,0 +1,87 @@
+import type { Command } from 'commander';
+import { printJson, printTable, readRequiredSecret } from './io.ts';
+import type { WithServices } from './main.ts';
+
+export function registerUserCommands(program: Command, withServices: WithServices): void {
+  const users = program.command('users').description('manage user accounts');
+
+  users
+    .command('create')
+    .description('create a user; the password is read from standard input')
+    .argument('<username>', 'sign-in name; compared trimmed, NFKC-normalised and case-folded')
+    .option('--email <email>', 'email address, released with the email scope')
+    .option('--name <name>', 'display name, released with the profile scope')
+    .requiredOption('--password-stdin', 'read the password from standard input')
+    .action(async (username: string, options: { email?: string; name?: string }) => {
+      const password = await readRequiredSecret('Password');
+      await withServices(async ({ accounts }) => {
+        const account = await accounts.create({ username, password, ...options });
+        process.stdout.write(`created user ${account.username} (${account.id})\n`);
+      });
+    });
+
+  users
+    .command('set-password')
+    .description("replace a user's password with one read from standard input")
+    .argument('<username>')
+    .requiredOption('--password-stdin', 'read the password from standard input')
+    .action(async (username: string) => {
+      const password = await readRequiredSecret('Password');
+      await withServices(async ({ accounts }) => {
+        const account = await accounts.get(username);
+        await accounts.setPassword(account.id, password);
+        process.stdout.write(`password of ${account.username} changed\n`);
+      });
+    });
+
+  for (const [name, disabled] of [
+    ['disable', true],
+    ['enable', false],
+  ] as const) {
+    users
+      .command(name)
+      .description(disabled ? 'stop a user from signing in' : 'let a disabled user sign in again')
+      .argument('<username>')
+      .action(async (username: string) => {
+        await withServices(async ({ accounts }) => {
+          const account = await accounts.get(username);
+          await accounts.setDisabled(account.id, disabled);
+          process.stdout.write(`user ${account.username} ${disabled ? 'disabled' : 'enabled'}\n`);
+        });
+      });
+  }
+
+  users
+    .command('list')
+    .description('list users')
+    .option('--json', 'one JSON object per line')
+    .action(async (options: { json?: boolean }) => {
+      await withServices(async ({ accounts }) => {
+        const list = await accounts.list();
+        if (options.json) {
+          for (const account of list) {
+            printJson({
+              id: account.id,
+              username: account.username,
+              email: account.email,
+              name: account.name,
+              disabled: account.disabled,
+              createdAt: account.createdAt.toISOString(),
+            });
+          }
+
+          return;
+        }
+        printTable(
+          ['USERNAME', 'ID', 'EMAIL', 'NAME', 'STATUS'],
+          list.map((account) => [
+            account.username,
+            account.id,
+            account.email ?? '',
+            account.name ?? '',
+            account.disabled ? 'disabled' : 'active',
+          ]),
+        );
+      });
+    });
+}

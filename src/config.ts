@@ -1,0 +1,300 @@
+import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
+import path from 'node:path';
+import { z } from 'zod';
+
+/** Parses a duration such as `90s`, `15m`, `8h` or `7d` into seconds. */
+export function parseDuration(text: string): number | undefined {
+  const match = /^(\d+)\s*(s|m|h|d)$/.exec(text.trim());
+  if (!match) return undefined;
+  const units = { s: 1, m: 60, h: 3600, d: 86400 } as const;
+
+  return Number(match[1]) * units[match[2] as keyof typeof units];
+}
+
+const duration = z.string().transform((text, ctx) => {
+  const seconds = parseDuration(text);
+  if (seconds === undefined || seconds === 0) {
+    ctx.addIssue({
+      code: 'custom',
+      message: `must be a duration such as 90s, 15m, 8h or 7d, but it is '${text}'`,
+    });
+
+    return z.NEVER;
+  }
+
+  return seconds;
+});
+
+const port = z.coerce
+  .number({ error: 'must be a port number' })
+  .int({ error: 'must be a whole port number' })
+  .min(1, { error: 'must be a port number from 1 to 65535' })
+  .max(65535, { error: 'must be a port number from 1 to 65535' });
+
+const trustProxy = z.string().transform((text, ctx) => {
+  const value = text.trim().toLowerCase();
+  if (value === 'false' || value === '') return false as const;
+  if (value === 'true') return true as const;
+  const entries = value.split(',').map((entry) => entry.trim());
+  for (const entry of entries) {
+    const [address, prefix] = entry.split('/');
+    const family = isIP(address ?? '');
+    const maxPrefix = family === 6 ? 128 : 32;
+    const prefixOk = prefix === undefined || (/^\d+$/.test(prefix) && Number(prefix) <= maxPrefix);
+    if (family === 0 || !prefixOk) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `must be false, true, or a comma-separated list of IP addresses or CIDR ranges, but '${entry}' is not one`,
+      });
+
+      return z.NEVER;
+    }
+  }
+
+  return entries;
+});
+
+const encryptionKeys = z.string().transform((text, ctx) => {
+  const keys = text.split(',').map((entry) => Buffer.from(entry.trim(), 'base64'));
+  if (keys.some((key) => key.length !== 32)) {
+    ctx.addIssue({
+      code: 'custom',
+      message:
+        'must be a 32-byte key in base64 (create one with: openssl rand -base64 32), or several separated by commas, newest first',
+    });
+
+    return z.NEVER;
+  }
+
+  return keys;
+});
+
+const cookieKeys = z.string().transform((text, ctx) => {
+  const keys = text
+    .split(',')
+    .map((entry) => entry.trim())
+    .filter((entry) => entry !== '');
+  if (keys.length === 0 || keys.some((key) => key.length < 32)) {
+    ctx.addIssue({
+      code: 'custom',
+      message:
+        'must be one or more keys of at least 32 characters separated by commas, newest first (create one with: openssl rand -base64 32)',
+    });
+
+    return z.NEVER;
+  }
+
+  return keys;
+});
+
+const connectionUrl = (schemes: string[], example: string) =>
+  z.string().refine(
+    (text) => {
+      try {
+        return schemes.includes(new URL(text).protocol);
+      } catch {
+        return false;
+      }
+    },
+    { error: `must be a connection URL such as ${example}` },
+  );
+
+/**
+ * The environment variables idp reads, each with its meaning and default. The docs page of the
+ * configuration is generated from these descriptions.
+ */
+export const configSchema = z.object({
+  IDP_ISSUER: z
+    .url({
+      protocol: /^https?$/,
+      error: 'must be an absolute https URL such as https://id.example.org',
+    })
+    .default('https://localhost:8443')
+    .describe('Public https URL of the provider, as relying apps and browsers reach it.'),
+  IDP_PORT: port.default(8443).describe('TCP port the server listens on.'),
+  IDP_HOST: z.string().min(1).default('0.0.0.0').describe('Address the server listens on.'),
+  IDP_TLS_CERT_FILE: z
+    .string()
+    .optional()
+    .describe('Path of the PEM certificate chain, server certificate first. Reloaded on SIGHUP.'),
+  IDP_TLS_KEY_FILE: z
+    .string()
+    .optional()
+    .describe('Path of the PEM private key of the certificate.'),
+  IDP_TRUST_PROXY: trustProxy
+    .default(false)
+    .describe(
+      'false: idp terminates TLS itself. true: TLS ends at the one proxy directly in front, whose X-Forwarded-* headers are trusted. Or a comma-separated list of proxy addresses or CIDR ranges whose headers are trusted.',
+    ),
+  DATABASE_URL: connectionUrl(['postgres:', 'postgresql:'], 'postgres://user@host:5432/idp')
+    .optional()
+    .describe('Postgres connection string. Unset: an embedded PGlite database in IDP_DATA_DIR.'),
+  REDIS_URL: connectionUrl(['redis:', 'rediss:'], 'redis://host:6379/0')
+    .optional()
+    .describe('Redis connection string. Unset: sessions kept in process, for one node only.'),
+  IDP_DATA_DIR: z
+    .string()
+    .min(1)
+    .default('./data')
+    .describe(
+      'Folder of the embedded database, generated secrets and the self-signed certificate.',
+    ),
+  IDP_COOKIE_KEYS: cookieKeys
+    .optional()
+    .describe(
+      'Comma-separated keys that sign cookies, newest first. Generated in embedded mode, required otherwise.',
+    ),
+  IDP_ENCRYPTION_KEY: encryptionKeys
+    .optional()
+    .describe(
+      '32-byte key in base64 that encrypts TOTP secrets, client secrets and signing keys at rest; several separated by commas, newest first, while rotating. Generated in embedded mode, required otherwise.',
+    ),
+  IDP_TOTP_ISSUER: z
+    .string()
+    .min(1)
+    .optional()
+    .describe(
+      'Label that authenticator apps show beside the account. Default: the host of IDP_ISSUER.',
+    ),
+  IDP_SESSION_IDLE: duration.default(15 * 60).describe('Idle session lifetime, such as 15m.'),
+  IDP_SESSION_MAX: duration.default(8 * 3600).describe('Absolute session lifetime, such as 8h.'),
+  LOG_LEVEL: z
+    .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], {
+      error: 'must be one of fatal, error, warn, info, debug, trace, silent',
+    })
+    .default('info')
+    .describe('Log level of the JSON logs on standard output.'),
+});
+
+export type ConfigVariable = keyof typeof configSchema.shape;
+type ParsedEnvironment = z.output<typeof configSchema>;
+
+export interface Config {
+  issuer: URL;
+  port: number;
+  host: string;
+  tls?: { certFile: string; keyFile: string };
+  trustProxy: false | true | string[];
+  databaseUrl?: string;
+  redisUrl?: string;
+  dataDir: string;
+  /** True when no DATABASE_URL is set: PGlite, generated secrets, a self-signed certificate. */
+  embedded: boolean;
+  cookieKeys?: string[];
+  encryptionKeys?: Buffer[];
+  totpIssuer: string;
+  sessionIdleSeconds: number;
+  sessionMaxSeconds: number;
+  logLevel: ParsedEnvironment['LOG_LEVEL'];
+}
+
+export class ConfigError extends Error {
+  readonly problems: string[];
+
+  constructor(problems: string[]) {
+    super(`invalid configuration:\n${problems.map((problem) => `  ${problem}`).join('\n')}`);
+    this.name = 'ConfigError';
+    this.problems = problems;
+  }
+}
+
+/** Replaces each `X_FILE` variable by `X` read from that file, collecting read problems. */
+function resolveFileVariables(env: NodeJS.ProcessEnv, problems: string[]): Record<string, string> {
+  const values: Record<string, string> = {};
+  for (const name of Object.keys(configSchema.shape)) {
+    const direct = env[name];
+    const filePath = env[`${name}_FILE`];
+    if (direct !== undefined && direct !== '' && filePath !== undefined && filePath !== '') {
+      problems.push(`${name} and ${name}_FILE are both set; set only one of them`);
+      continue;
+    }
+    if (filePath !== undefined && filePath !== '') {
+      try {
+        values[name] = readFileSync(filePath, 'utf8').replace(/\r?\n$/, '');
+      } catch (error) {
+        const reason = (error as NodeJS.ErrnoException).code ?? 'unreadable';
+        problems.push(`${name}_FILE names '${filePath}', which cannot be read (${reason})`);
+      }
+    } else if (direct !== undefined && direct !== '') {
+      values[name] = direct;
+    }
+  }
+
+  return values;
+}
+
+function checkCombinations(parsed: ParsedEnvironment, problems: string[]): void {
+  const embedded = parsed.DATABASE_URL === undefined;
+  const hasCert = parsed.IDP_TLS_CERT_FILE !== undefined;
+  const hasKey = parsed.IDP_TLS_KEY_FILE !== undefined;
+  if (hasCert !== hasKey) {
+    problems.push('IDP_TLS_CERT_FILE and IDP_TLS_KEY_FILE must be set together');
+  }
+  if (parsed.IDP_SESSION_IDLE > parsed.IDP_SESSION_MAX) {
+    problems.push('IDP_SESSION_IDLE must not be longer than IDP_SESSION_MAX');
+  }
+  if (embedded) return;
+
+  if (new URL(parsed.IDP_ISSUER).protocol !== 'https:') {
+    problems.push(
+      `IDP_ISSUER must be an https URL outside embedded mode, but it is '${parsed.IDP_ISSUER}'`,
+    );
+  }
+  if (parsed.IDP_COOKIE_KEYS === undefined) {
+    problems.push('IDP_COOKIE_KEYS is required when DATABASE_URL is set (openssl rand -base64 32)');
+  }
+  if (parsed.IDP_ENCRYPTION_KEY === undefined) {
+    problems.push(
+      'IDP_ENCRYPTION_KEY is required when DATABASE_URL is set (openssl rand -base64 32)',
+    );
+  }
+  if (!hasCert && parsed.IDP_TRUST_PROXY === false) {
+    problems.push(
+      'IDP_TLS_CERT_FILE and IDP_TLS_KEY_FILE are required when DATABASE_URL is set, unless IDP_TRUST_PROXY says a TLS proxy is in front',
+    );
+  }
+}
+
+/**
+ * Reads the configuration from the environment. Throws a ConfigError that lists every problem
+ * found, one line each, naming the variable and what it expects.
+ */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const problems: string[] = [];
+  const values = resolveFileVariables(env, problems);
+  const result = configSchema.safeParse(values);
+  if (!result.success) {
+    for (const issue of result.error.issues) {
+      const name = String(issue.path[0] ?? 'configuration');
+      problems.push(`${name} ${issue.message}`);
+    }
+    throw new ConfigError(problems);
+  }
+  const parsed = result.data;
+  checkCombinations(parsed, problems);
+  if (problems.length > 0) throw new ConfigError(problems);
+
+  const issuer = new URL(parsed.IDP_ISSUER.replace(/\/+$/, ''));
+
+  return {
+    issuer,
+    port: parsed.IDP_PORT,
+    host: parsed.IDP_HOST,
+    tls:
+      parsed.IDP_TLS_CERT_FILE && parsed.IDP_TLS_KEY_FILE
+        ? { certFile: parsed.IDP_TLS_CERT_FILE, keyFile: parsed.IDP_TLS_KEY_FILE }
+        : undefined,
+    trustProxy: parsed.IDP_TRUST_PROXY,
+    databaseUrl: parsed.DATABASE_URL,
+    redisUrl: parsed.REDIS_URL,
+    dataDir: path.resolve(parsed.IDP_DATA_DIR),
+    embedded: parsed.DATABASE_URL === undefined,
+    cookieKeys: parsed.IDP_COOKIE_KEYS,
+    encryptionKeys: parsed.IDP_ENCRYPTION_KEY,
+    totpIssuer: parsed.IDP_TOTP_ISSUER ?? issuer.host,
+    sessionIdleSeconds: parsed.IDP_SESSION_IDLE,
+    sessionMaxSeconds: parsed.IDP_SESSION_MAX,
+    logLevel: parsed.LOG_LEVEL,
+  };
+}

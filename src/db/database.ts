@@ -1,0 +1,192 @@
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
+import path from 'node:path';
+import { PGlite } from '@electric-sql/pglite';
+import pg from 'pg';
+
+/** Something that runs one SQL statement with parameters: the pool, a session or a transaction. */
+export interface Queryable {
+  query<Row extends object = Record<string, unknown>>(
+    sql: string,
+    params?: unknown[],
+  ): Promise<Row[]>;
+}
+
+/** A Queryable bound to one connection, so session-level state such as advisory locks holds. */
+export interface Session extends Queryable {
+  /** Runs a script of several statements without parameters, such as a migration file. */
+  exec(sql: string): Promise<void>;
+}
+
+export interface Database extends Queryable {
+  readonly kind: 'postgres' | 'pglite';
+  /** Runs `work` on one connection, which is released afterwards. */
+  withSession<T>(work: (session: Session) => Promise<T>): Promise<T>;
+  /** Runs `work` in a transaction, committed when it resolves and rolled back when it throws. */
+  transaction<T>(work: (tx: Queryable) => Promise<T>): Promise<T>;
+  close(): Promise<void>;
+}
+
+class PostgresDatabase implements Database {
+  readonly kind = 'postgres';
+  readonly pool: pg.Pool;
+
+  constructor(connectionString: string, maxConnections = 10) {
+    this.pool = new pg.Pool({
+      connectionString,
+      max: maxConnections,
+      connectionTimeoutMillis: 5000,
+    });
+  }
+
+  async query<Row extends object>(sql: string, params: unknown[] = []): Promise<Row[]> {
+    const result = await this.pool.query(sql, params);
+
+    return result.rows as Row[];
+  }
+
+  async withSession<T>(work: (session: Session) => Promise<T>): Promise<T> {
+    const client = await this.pool.connect();
+    try {
+      return await work({
+        query: async <Row extends object>(sql: string, params: unknown[] = []) =>
+          (await client.query(sql, params)).rows as Row[],
+        exec: async (sql) => {
+          await client.query(sql);
+        },
+      });
+    } finally {
+      client.release();
+    }
+  }
+
+  transaction<T>(work: (tx: Queryable) => Promise<T>): Promise<T> {
+    return this.withSession(async (session) => {
+      await session.query('BEGIN');
+      try {
+        const result = await work(session);
+        await session.query('COMMIT');
+
+        return result;
+      } catch (error) {
+        await session.query('ROLLBACK');
+        throw error;
+      }
+    });
+  }
+
+  close(): Promise<void> {
+    return this.pool.end();
+  }
+}
+
+class EmbeddedDatabase implements Database {
+  readonly kind = 'pglite';
+  readonly db: PGlite;
+
+  constructor(db: PGlite) {
+    this.db = db;
+  }
+
+  async query<Row extends object>(sql: string, params: unknown[] = []): Promise<Row[]> {
+    return (await this.db.query<Row>(sql, params)).rows;
+  }
+
+  // PGlite has a single connection, so every session is that connection.
+  withSession<T>(work: (session: Session) => Promise<T>): Promise<T> {
+    return work({
+      query: (sql, params) => this.query(sql, params),
+      exec: async (sql) => {
+        await this.db.exec(sql);
+      },
+    });
+  }
+
+  transaction<T>(work: (tx: Queryable) => Promise<T>): Promise<T> {
+    return this.db.transaction((tx) =>
+      work({
+        query: async <Row extends object>(sql: string, params: unknown[] = []) =>
+          (await tx.query<Row>(sql, params)).rows,
+      }),
+    );
+  }
+
+  close(): Promise<void> {
+    return this.db.close();
+  }
+}
+
+/** Connects to Postgres, or opens the embedded PGlite database in `dataDir` when no URL is given. */
+export async function openDatabase(options: {
+  databaseUrl?: string;
+  dataDir: string;
+}): Promise<Database> {
+  if (options.databaseUrl) {
+    const database = new PostgresDatabase(options.databaseUrl);
+    await database.query('SELECT 1');
+
+    return database;
+  }
+  const directory = path.join(options.dataDir, 'pglite');
+  mkdirSync(directory, { recursive: true, mode: 0o700 });
+  const db = await PGlite.create(directory);
+
+  return new EmbeddedDatabase(db);
+}
+
+/** Opens an in-memory PGlite database, for tests. */
+export async function openMemoryDatabase(): Promise<Database> {
+  return new EmbeddedDatabase(await PGlite.create());
+}
+
+/** Path of the Unix socket through which a serving embedded node shares its PGlite database. */
+export function embeddedSocketPath(dataDir: string): string {
+  return path.join(dataDir, '.s.PGSQL.5432');
+}
+
+/**
+ * Shares the embedded database of a running server over a Unix socket in the data folder, so that
+ * `idp` commands run while it serves reach the same database. PGlite allows only one process to
+ * open its files.
+ */
+export async function shareEmbeddedDatabase(
+  database: Database,
+  dataDir: string,
+): Promise<{ stop(): Promise<void> }> {
+  if (!(database instanceof EmbeddedDatabase)) throw new Error('not an embedded database');
+  const { PGLiteSocketServer } = await import('@electric-sql/pglite-socket');
+  const socketPath = embeddedSocketPath(dataDir);
+  rmSync(socketPath, { force: true });
+  const server = new PGLiteSocketServer({ db: database.db, path: socketPath, maxConnections: 4 });
+  await server.start();
+
+  return {
+    stop: async () => {
+      await server.stop();
+      rmSync(socketPath, { force: true });
+    },
+  };
+}
+
+/**
+ * Opens the embedded database for a command: through the socket of a running server when there is
+ * one, otherwise directly.
+ */
+export async function openEmbeddedForCommand(dataDir: string): Promise<Database> {
+  if (existsSync(embeddedSocketPath(dataDir))) {
+    const database = new PostgresDatabase(
+      `postgres://postgres@localhost/postgres?host=${encodeURIComponent(dataDir)}`,
+      1,
+    );
+    try {
+      await database.query('SELECT 1');
+
+      return database;
+    } catch {
+      await database.close();
+      // A socket left behind by a server that stopped without cleaning up.
+      rmSync(embeddedSocketPath(dataDir), { force: true });
+    }
+  }
+
+  return openDatabase({ dataDir });
+}

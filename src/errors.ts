@@ -1,0 +1,35 @@
+export type AppErrorCode =
+  | 'invalid_input'
+  | 'not_found'
+  | 'conflict'
+  | 'invalid_credentials'
+  | 'interaction_expired'
+  | 'forbidden'
+  | 'unavailable';
+
+const statusByCode: Record<AppErrorCode, number> = {
+  invalid_input: 400,
+  not_found: 404,
+  conflict: 409,
+  invalid_credentials: 401,
+  interaction_expired: 400,
+  forbidden: 403,
+  unavailable: 503,
+};
+
+/**
+ * An error whose message is written for the person who caused it, so it may be shown to them.
+ * Any other error is logged and answered with a generic message.
+ */
+export class AppError extends Error {
+  readonly code: AppErrorCode;
+  readonly status: number;
+  readonly expose = true;
+
+  constructor(code: AppErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'AppError';
+    this.code = code;
+    this.status = statusByCode[code];
+  }
+}

@@ -1,0 +1,76 @@
+import type { Context } from 'koa';
+import { getDummyHash, hashPassword, needsRehash, verifyPassword } from '../accounts/password.ts';
+import { MAX_PASSWORD_LENGTH } from '../accounts/password.ts';
+import { renderPage } from '../views/render.ts';
+import type { InteractionDeps, InteractionDetails } from './context.ts';
+
+/** The one message for an unknown user, a wrong password and a disabled account. */
+export const INVALID_CREDENTIALS = 'The username or password is incorrect.';
+
+export function renderLogin(
+  ctx: Context,
+  details: InteractionDetails,
+  clientName: string | undefined,
+  extra: { error?: string; username?: string } = {},
+): void {
+  ctx.type = 'html';
+  ctx.body = renderPage('login', {
+    title: 'Sign in',
+    uid: details.uid,
+    clientName,
+    ...extra,
+  });
+}
+
+function field(body: unknown, name: string): string {
+  const value = (body as Record<string, unknown> | undefined)?.[name];
+
+  return typeof value === 'string' ? value : '';
+}
+
+/**
+ * Checks the username and password of the login form. Unknown users are verified against a dummy
+ * hash and disabled users against their own, so every failure takes the time of one argon2 check
+ * and shows the same message.
+ */
+export async function submitLogin(
+  ctx: Context,
+  deps: InteractionDeps,
+  details: InteractionDetails,
+  clientName: string | undefined,
+): Promise<void> {
+  const username = field(ctx.request.body, 'username').slice(0, 200);
+  const password = field(ctx.request.body, 'password').slice(0, MAX_PASSWORD_LENGTH);
+  const log = deps.logger.child({ requestId: ctx.state.requestId, interaction: details.uid });
+
+  const account = username.trim() === '' ? undefined : await deps.accounts.findByUsername(username);
+  const storedHash = account?.passwordHash ?? (await getDummyHash());
+  const passwordOk = (await verifyPassword(storedHash, password)) && password !== '';
+
+  if (!account || account.disabled || !passwordOk) {
+    const reason = !account
+      ? 'unknown user'
+      : account.disabled
+        ? 'account disabled'
+        : 'wrong password';
+    log.info({ accountId: account?.id, reason }, 'sign-in failed');
+    ctx.status = 400;
+    renderLogin(ctx, details, clientName, { error: INVALID_CREDENTIALS, username });
+
+    return;
+  }
+
+  if (needsRehash(account.passwordHash)) {
+    await deps.accounts.replaceHash(account.id, account.passwordHash, await hashPassword(password));
+    log.info({ accountId: account.id }, 'password hash upgraded to current parameters');
+  }
+  log.info({ accountId: account.id, client: details.params.client_id }, 'password accepted');
+
+  await deps.provider.interactionFinished(
+    ctx.req,
+    ctx.res,
+    { login: { accountId: account.id, amr: ['pwd'], remember: true } },
+    { mergeWithLastSubmission: false },
+  );
+  ctx.respond = false;
+}

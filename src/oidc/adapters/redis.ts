@@ -1,0 +1,231 @@
+import { createHash } from 'node:crypto';
+import type { Redis } from 'ioredis';
+import type { Adapter, AdapterConstructor, AdapterPayload } from 'oidc-provider';
+
+// Models whose records carry a grantId and are deleted when the grant is revoked.
+export const GRANTABLE_MODELS: ReadonlySet<string> = new Set([
+  'AccessToken',
+  'AuthorizationCode',
+  'RefreshToken',
+  'DeviceCode',
+  'BackchannelAuthenticationRequest',
+  'PreAuthorizedCode',
+]);
+
+/*
+ * Key layout, all under `${prefix}oidc:`:
+ *   <Model>:<id>              record, payload as a JSON string
+ *   uid:<Model>:<uid>         id of the Session with that uid
+ *   userCode:<Model>:<code>   id of the DeviceCode with that user code
+ *   grant:<grantId>           set of record keys issued under the grant
+ * Model names start upper case, so index keys never collide with record keys.
+ */
+
+interface LuaScript {
+  source: string;
+  sha: string;
+}
+
+function lua(source: string): LuaScript {
+  return { source, sha: createHash('sha1').update(source).digest('hex') };
+}
+
+// Lua helper that deletes the uid, userCode and grant index entries of one record.
+// ARGV[1] is the key base `${prefix}oidc:`, and record keys are `<base><Model>:<id>`.
+const FORGET = `
+local base = ARGV[1]
+local function forget(key, raw)
+  local rest = string.sub(key, #base + 1)
+  local sep = string.find(rest, ':', 1, true)
+  if not sep then return end
+  local model = string.sub(rest, 1, sep - 1)
+  local id = string.sub(rest, sep + 1)
+  local ok, data = pcall(cjson.decode, raw)
+  if not ok or type(data) ~= 'table' then return end
+  if model == 'Session' and type(data.uid) == 'string' then
+    local k = base .. 'uid:' .. model .. ':' .. data.uid
+    if redis.call('GET', k) == id then redis.call('DEL', k) end
+  end
+  if type(data.userCode) == 'string' then
+    local k = base .. 'userCode:' .. model .. ':' .. data.userCode
+    if redis.call('GET', k) == id then redis.call('DEL', k) end
+  end
+  if type(data.grantId) == 'string' then
+    redis.call('SREM', base .. 'grant:' .. data.grantId, key)
+  end
+end
+`;
+
+// KEYS[1] record key
+const DESTROY = lua(`${FORGET}
+local raw = redis.call('GET', KEYS[1])
+if not raw then return 0 end
+redis.call('DEL', KEYS[1])
+forget(KEYS[1], raw)
+return 1
+`);
+
+// KEYS[1] grant index key
+const REVOKE = lua(`${FORGET}
+local members = redis.call('SMEMBERS', KEYS[1])
+for _, key in ipairs(members) do
+  local raw = redis.call('GET', key)
+  if raw then
+    redis.call('DEL', key)
+    forget(key, raw)
+  end
+end
+redis.call('DEL', KEYS[1])
+return #members
+`);
+
+// KEYS[1] record key, ARGV[1] epoch seconds.
+// The script edits the JSON as text, because a cjson decode and encode would turn empty
+// arrays into objects and round numbers to 14 significant digits. It replaces a trailing
+// "consumed" member and otherwise appends one. JSON.parse keeps the last duplicate key.
+const CONSUME = lua(`
+local raw = redis.call('GET', KEYS[1])
+if not raw then return 0 end
+if string.sub(raw, -1) ~= '}' then return redis.error_reply('stored payload is not a JSON object') end
+local body
+local s = string.find(raw, ',"consumed":%d+}$')
+if s then body = string.sub(raw, 1, s - 1) else body = string.sub(raw, 1, -2) end
+local sep = ','
+if body == '{' then sep = '' end
+redis.call('SET', KEYS[1], body .. sep .. '"consumed":' .. ARGV[1] .. '}', 'KEEPTTL')
+return 1
+`);
+
+// KEYS[1] index key, ARGV[1] record key prefix `${prefix}oidc:<Model>:`.
+// It takes one round trip instead of two, because Session.findByUid runs on token requests.
+const FIND_BY_INDEX = lua(`
+local id = redis.call('GET', KEYS[1])
+if not id then return false end
+return redis.call('GET', ARGV[1] .. id)
+`);
+
+async function run(redis: Redis, script: LuaScript, keys: string[], args: string[]) {
+  try {
+    return await redis.evalsha(script.sha, keys.length, ...keys, ...args);
+  } catch (err) {
+    // Script cache is empty after a Redis restart or on first use.
+    if (err instanceof Error && err.message.startsWith('NOSCRIPT')) {
+      return redis.eval(script.source, keys.length, ...keys, ...args);
+    }
+    throw err;
+  }
+}
+
+function parse(raw: unknown): AdapterPayload | undefined {
+  return typeof raw === 'string' ? (JSON.parse(raw) as AdapterPayload) : undefined;
+}
+
+// Converts expiresIn (seconds) to ms. Redis rejects a TTL of zero or less, so a record
+// that is already expired gets 1 ms.
+function ttlMs(expiresIn: number | undefined): number | undefined {
+  if (typeof expiresIn !== 'number' || !Number.isFinite(expiresIn)) return undefined;
+  return Math.max(1, Math.round(expiresIn * 1000));
+}
+
+export function createRedisAdapter(redis: Redis, prefix: string): AdapterConstructor {
+  // Lua scripts build index keys themselves and would miss a client-side prefix.
+  if (redis.options.keyPrefix) {
+    throw new TypeError('createRedisAdapter: use the prefix argument, not ioredis keyPrefix');
+  }
+  const base = `${prefix}oidc:`;
+
+  return class RedisAdapter implements Adapter {
+    readonly model: string;
+    readonly #recordPrefix: string;
+
+    constructor(model: string) {
+      // Clients are stored in Postgres, so a Client model here means wrong wiring.
+      if (model === 'Client') {
+        throw new TypeError(
+          'the Redis adapter does not store the Client model: pass oidc-provider a factory that routes Client to the Postgres adapter',
+        );
+      }
+      this.model = model;
+      this.#recordPrefix = `${base}${model}:`;
+    }
+
+    #key(id: string): string {
+      return this.#recordPrefix + id;
+    }
+
+    async upsert(id: string, payload: AdapterPayload, expiresIn?: number): Promise<void> {
+      const key = this.#key(id);
+      const json = JSON.stringify(payload);
+      const ms = ttlMs(expiresIn);
+      const uid = this.model === 'Session' ? payload.uid : undefined;
+      const { userCode } = payload;
+      const grantId = GRANTABLE_MODELS.has(this.model) ? payload.grantId : undefined;
+
+      // Models without an index entry skip MULTI/EXEC and send a plain SET.
+      if (!uid && !userCode && !grantId) {
+        await (ms === undefined ? redis.set(key, json) : redis.set(key, json, 'PX', ms));
+        return;
+      }
+
+      const tx = redis.multi();
+      if (ms === undefined) tx.set(key, json);
+      else tx.set(key, json, 'PX', ms);
+      if (uid) {
+        const uidKey = `${base}uid:${this.model}:${uid}`;
+        if (ms === undefined) tx.set(uidKey, id);
+        else tx.set(uidKey, id, 'PX', ms);
+      }
+      if (userCode) {
+        const codeKey = `${base}userCode:${this.model}:${userCode}`;
+        if (ms === undefined) tx.set(codeKey, id);
+        else tx.set(codeKey, id, 'PX', ms);
+      }
+      if (grantId) {
+        const grantKey = `${base}grant:${grantId}`;
+        // NOTE: members stay in the set after their record expires, until destroy, revoke
+        // or the set's own TTL removes them, so a busy long-lived grant keeps growing.
+        tx.sadd(grantKey, key);
+        if (ms === undefined) {
+          tx.persist(grantKey);
+        } else {
+          // NX sets the TTL of a new set and GT only lengthens an existing one, so the
+          // set outlives its longest-lived member.
+          tx.pexpire(grantKey, ms, 'NX');
+          tx.pexpire(grantKey, ms, 'GT');
+        }
+      }
+      const results = await tx.exec();
+      if (!results) throw new Error('Redis EXEC returned null: the upsert transaction was aborted');
+      for (const [err] of results) if (err) throw err;
+    }
+
+    async find(id: string): Promise<AdapterPayload | undefined> {
+      return parse(await redis.get(this.#key(id)));
+    }
+
+    async findByUid(uid: string): Promise<AdapterPayload | undefined> {
+      const indexKey = `${base}uid:${this.model}:${uid}`;
+      const payload = parse(await run(redis, FIND_BY_INDEX, [indexKey], [this.#recordPrefix]));
+      // An index left behind by an overwritten record must not resolve.
+      return payload?.uid === uid ? payload : undefined;
+    }
+
+    async findByUserCode(userCode: string): Promise<AdapterPayload | undefined> {
+      const indexKey = `${base}userCode:${this.model}:${userCode}`;
+      const payload = parse(await run(redis, FIND_BY_INDEX, [indexKey], [this.#recordPrefix]));
+      return payload?.userCode === userCode ? payload : undefined;
+    }
+
+    async consume(id: string): Promise<void> {
+      await run(redis, CONSUME, [this.#key(id)], [String(Math.floor(Date.now() / 1000))]);
+    }
+
+    async destroy(id: string): Promise<void> {
+      await run(redis, DESTROY, [this.#key(id)], [base]);
+    }
+
+    async revokeByGrantId(grantId: string): Promise<void> {
+      await run(redis, REVOKE, [`${base}grant:${grantId}`], [base]);
+    }
+  };
+}

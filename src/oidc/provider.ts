@@ -1,0 +1,131 @@
+import Provider, { type Adapter, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
+import type { JWK } from 'jose';
+import type { Logger } from '../logger.ts';
+import { renderPage } from '../views/render.ts';
+import { CLAIMS_BY_SCOPE } from './account.ts';
+import { SIGNING_ALGORITHMS } from './keys.ts';
+
+export interface ProviderOptions {
+  issuer: URL;
+  /** Returns the adapter of one oidc-provider model, such as `Session` or `Client`. */
+  adapter: (model: string) => Adapter;
+  findAccount: Configuration['findAccount'];
+  signingKeys: JWK[];
+  cookieKeys: string[];
+  sessionMaxSeconds: number;
+  logger: Logger;
+}
+
+/** Lifetimes in seconds of what oidc-provider issues, capped by the session's absolute lifetime. */
+function lifetimes(sessionMax: number) {
+  return {
+    AuthorizationCode: 60,
+    AccessToken: Math.min(3600, sessionMax),
+    IdToken: Math.min(3600, sessionMax),
+    Interaction: 30 * 60,
+    Session: sessionMax,
+    Grant: sessionMax,
+    RefreshToken: sessionMax,
+  };
+}
+
+function errorMessage(out: { error: string; error_description?: string }): string {
+  if (out.error === 'server_error') return 'Something went wrong on our side. Please try again.';
+  const description = out.error_description ?? 'The request could not be completed.';
+
+  return `${description.charAt(0).toUpperCase()}${description.slice(1)}${/[.!?]$/.test(description) ? '' : '.'}`;
+}
+
+/** Builds the oidc-provider instance: code flow with PKCE S256 only, and no development pages. */
+export function createProvider(options: ProviderOptions): Provider {
+  const configuration: Configuration = {
+    adapter: options.adapter as unknown as Configuration['adapter'],
+    findAccount: options.findAccount,
+    jwks: { keys: options.signingKeys as NonNullable<Configuration['jwks']>['keys'] },
+    cookies: {
+      keys: options.cookieKeys,
+      long: { signed: true, secure: true, httpOnly: true, sameSite: 'lax' },
+      short: { signed: true, secure: true, httpOnly: true, sameSite: 'lax' },
+    },
+    claims: Object.fromEntries(
+      Object.entries(CLAIMS_BY_SCOPE).map(([scope, claims]) => [scope, [...claims]]),
+    ),
+    scopes: ['openid', 'profile', 'email', 'offline_access'],
+    responseTypes: ['code'],
+    pkce: { required: () => true },
+    conformIdTokenClaims: false,
+    rotateRefreshToken: true,
+    issueRefreshToken: (_ctx, client) => Promise.resolve(client.grantTypeAllowed('refresh_token')),
+    ttl: lifetimes(options.sessionMaxSeconds),
+    clientDefaults: {
+      grant_types: ['authorization_code', 'refresh_token'],
+      response_types: ['code'],
+      token_endpoint_auth_method: 'client_secret_basic',
+      id_token_signed_response_alg: 'RS256',
+    },
+    enabledJWA: {
+      idTokenSigningAlgValues: [...SIGNING_ALGORITHMS],
+      userinfoSigningAlgValues: [...SIGNING_ALGORITHMS],
+      introspectionSigningAlgValues: [...SIGNING_ALGORITHMS],
+      authorizationSigningAlgValues: [...SIGNING_ALGORITHMS],
+    },
+    extraClientMetadata: {
+      properties: ['idp_require_2fa', 'idp_consent'],
+    },
+    interactions: {
+      url: (_ctx, interaction) => `/interaction/${interaction.uid}`,
+    },
+    features: {
+      devInteractions: { enabled: false },
+      revocation: { enabled: true },
+      introspection: { enabled: true },
+      userinfo: { enabled: true },
+      backchannelLogout: { enabled: true },
+      rpInitiatedLogout: {
+        enabled: true,
+        logoutSource: (ctx, form) => {
+          ctx.set('cache-control', 'no-store');
+          ctx.type = 'html';
+          ctx.body = renderPage('logout', {
+            title: 'Sign out',
+            form,
+            clientName: ctx.oidc.client?.clientName,
+          });
+
+          return Promise.resolve();
+        },
+        postLogoutSuccessSource: (ctx) => {
+          ctx.set('cache-control', 'no-store');
+          ctx.type = 'html';
+          ctx.body = renderPage('logged-out', {
+            title: 'Signed out',
+            clientName: ctx.oidc.client?.clientName,
+          });
+
+          return Promise.resolve();
+        },
+      },
+    },
+    renderError: (ctx: KoaContextWithOIDC, out, error) => {
+      if (out.error === 'server_error') {
+        options.logger.error({ err: error, requestId: ctx.state.requestId }, 'OIDC request failed');
+      }
+      ctx.set('cache-control', 'no-store');
+      ctx.type = 'html';
+      ctx.body = renderPage('error', {
+        title: 'Sign-in cannot continue',
+        message: errorMessage(out),
+        requestId: ctx.state.requestId,
+      });
+
+      return Promise.resolve();
+    },
+  };
+
+  const provider = new Provider(options.issuer.href.replace(/\/$/, ''), configuration);
+  provider.on('server_error', (ctx, error) => {
+    options.logger.error({ err: error, requestId: ctx.state.requestId }, 'OIDC server error');
+  });
+
+  return provider;
+}
