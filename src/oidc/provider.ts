@@ -47,9 +47,13 @@ export function createProvider(options: ProviderOptions): Provider {
       long: { signed: true, secure: true, httpOnly: true, sameSite: 'lax' },
       short: { signed: true, secure: true, httpOnly: true, sameSite: 'lax' },
     },
-    claims: Object.fromEntries(
-      Object.entries(CLAIMS_BY_SCOPE).map(([scope, claims]) => [scope, [...claims]]),
-    ),
+    claims: {
+      ...Object.fromEntries(
+        Object.entries(CLAIMS_BY_SCOPE).map(([scope, claims]) => [scope, [...claims]]),
+      ),
+      // How and how strongly the user signed in, from the sign-in steps, in every ID token.
+      openid: [...CLAIMS_BY_SCOPE.openid, 'amr', 'acr'],
+    },
     scopes: ['openid', 'profile', 'email', 'offline_access'],
     responseTypes: ['code'],
     pkce: { required: () => true },
@@ -77,8 +81,15 @@ export function createProvider(options: ProviderOptions): Provider {
     },
     features: {
       devInteractions: { enabled: false },
-      revocation: { enabled: true },
-      introspection: { enabled: true },
+      // A client may only inspect or revoke its own tokens.
+      revocation: {
+        enabled: true,
+        allowedPolicy: (_ctx, client, token) => Promise.resolve(token.clientId === client.clientId),
+      },
+      introspection: {
+        enabled: true,
+        allowedPolicy: (_ctx, client, token) => Promise.resolve(token.clientId === client.clientId),
+      },
       userinfo: { enabled: true },
       backchannelLogout: { enabled: true },
       rpInitiatedLogout: {

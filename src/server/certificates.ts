@@ -114,5 +114,5 @@ export async function createCertificate(options: CertificateOptions): Promise<Pe
     });
   }
 
-  return { cert: cert.toString('pem'), key: await exportKeyPem(keys.privateKey) };
+  return { cert: `${cert.toString('pem').trimEnd()}\n`, key: await exportKeyPem(keys.privateKey) };
 }

@@ -1,0 +1,139 @@
+import { CookieJar } from 'tough-cookie';
+import { type Agent, fetch } from 'undici';
+
+export interface PageResponse {
+  status: number;
+  url: string;
+  location?: string;
+  headers: Headers;
+  body: string;
+}
+
+const ENTITIES: Record<string, string> = {
+  '&amp;': '&',
+  '&lt;': '<',
+  '&gt;': '>',
+  '&quot;': '"',
+  '&#39;': "'",
+  '&#34;': '"',
+  '&#x27;': "'",
+};
+
+export function decodeHtml(text: string): string {
+  return text.replace(/&(?:amp|lt|gt|quot|#39|#34|#x27);/g, (entity) => ENTITIES[entity] ?? entity);
+}
+
+export interface ParsedForm {
+  action: string;
+  method: string;
+  fields: Record<string, string>;
+}
+
+/** Reads the forms of a page the way a browser would submit them (hidden and text inputs). */
+export function parseForms(html: string): ParsedForm[] {
+  const forms: ParsedForm[] = [];
+  for (const match of html.matchAll(/<form\b([^>]*)>([\s\S]*?)<\/form>/g)) {
+    const attributes = match[1] ?? '';
+    const action = decodeHtml(/\baction="([^"]*)"/.exec(attributes)?.[1] ?? '');
+    const method = (/\bmethod="([^"]*)"/.exec(attributes)?.[1] ?? 'get').toLowerCase();
+    const fields: Record<string, string> = {};
+    for (const input of (match[2] ?? '').matchAll(/<input\b([^>]*)>/g)) {
+      const name = /\bname="([^"]*)"/.exec(input[1] ?? '')?.[1];
+      if (name)
+        fields[decodeHtml(name)] = decodeHtml(/\bvalue="([^"]*)"/.exec(input[1] ?? '')?.[1] ?? '');
+    }
+    forms.push({ action, method, fields });
+  }
+
+  return forms;
+}
+
+/** Returns the visible text of an element with the given role, such as the login error. */
+export function alertText(html: string): string | undefined {
+  const match = /role="alert"[^>]*>([\s\S]*?)<\//.exec(html);
+
+  return match?.[1] === undefined ? undefined : decodeHtml(match[1].trim());
+}
+
+/**
+ * A minimal browser: a cookie jar with path and Secure handling, manual redirects so tests can
+ * stop at the relying app's redirect URI, and form posts.
+ */
+export class TestBrowser {
+  readonly jar = new CookieJar();
+  readonly #dispatcher: Agent;
+
+  constructor(dispatcher: Agent) {
+    this.#dispatcher = dispatcher;
+  }
+
+  async request(
+    url: string,
+    init: { method?: string; form?: Record<string, string> } = {},
+  ): Promise<PageResponse> {
+    const headers: Record<string, string> = {
+      accept: 'text/html',
+      'user-agent': 'idp-test-browser',
+    };
+    const cookie = await this.jar.getCookieString(url);
+    if (cookie) headers['cookie'] = cookie;
+    let body: string | undefined;
+    if (init.form) {
+      headers['content-type'] = 'application/x-www-form-urlencoded';
+      body = new URLSearchParams(init.form).toString();
+    }
+    const response = await fetch(url, {
+      method: init.method ?? (init.form ? 'POST' : 'GET'),
+      headers,
+      body,
+      redirect: 'manual',
+      dispatcher: this.#dispatcher,
+    });
+    for (const setCookie of response.headers.getSetCookie()) {
+      await this.jar.setCookie(setCookie, url);
+    }
+    const location = response.headers.get('location') ?? undefined;
+
+    return {
+      status: response.status,
+      url,
+      location: location ? new URL(location, url).href : undefined,
+      headers: response.headers as unknown as Headers,
+      body: await response.text(),
+    };
+  }
+
+  /**
+   * Follows redirects from `url` until a page is reached or the next hop leaves for `stopAt`
+   * (the relying app, which has no server in the tests). Returns the last response.
+   */
+  async follow(
+    url: string,
+    init: { form?: Record<string, string> } = {},
+    stopAt?: string,
+  ): Promise<PageResponse> {
+    let response = await this.request(url, init);
+    for (let hops = 0; hops < 10; hops++) {
+      if (!response.location || response.status < 300 || response.status >= 400) return response;
+      if (stopAt && response.location.startsWith(stopAt)) return response;
+      response = await this.request(response.location);
+    }
+    throw new Error(`too many redirects from ${url}`);
+  }
+
+  /** Submits the first form of a page with the given fields filled in. */
+  async submit(
+    page: PageResponse,
+    values: Record<string, string>,
+    stopAt?: string,
+  ): Promise<PageResponse> {
+    const form = parseForms(page.body)[0];
+    if (!form) throw new Error(`no form on ${page.url}: ${page.body.slice(0, 200)}`);
+
+    return this.follow(
+      new URL(form.action, page.url).href,
+      { form: { ...form.fields, ...values } },
+      stopAt,
+    );
+  }
+}

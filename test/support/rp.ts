@@ -1,0 +1,102 @@
+import * as client from 'openid-client';
+import { fetch } from 'undici';
+import type { TestBrowser } from './browser.ts';
+import type { TestIdp } from './idp.ts';
+
+/** Discovers the test idp with openid-client, trusting the test authority through undici. */
+export async function discoverRp(
+  idp: TestIdp,
+  clientId: string,
+  clientSecret?: string,
+): Promise<client.Configuration> {
+  const customFetch = ((url: string, options: Record<string, unknown>) =>
+    fetch(url, { ...options, dispatcher: idp.dispatcher } as Parameters<
+      typeof fetch
+    >[1])) as unknown as client.CustomFetch;
+  const config = await client.discovery(
+    new URL(idp.issuer),
+    clientId,
+    clientSecret ? { client_secret: clientSecret } : undefined,
+    clientSecret ? client.ClientSecretBasic(clientSecret) : client.None(),
+    { [client.customFetch]: customFetch },
+  );
+  config[client.customFetch] = customFetch;
+
+  return config;
+}
+
+export interface AuthorizationStart {
+  url: URL;
+  verifier: string;
+  state: string;
+  nonce: string;
+}
+
+/** Builds an authorization request with PKCE S256, as a relying app would. */
+export async function startAuthorization(
+  config: client.Configuration,
+  redirectUri: string,
+  extra: Record<string, string> = {},
+): Promise<AuthorizationStart> {
+  const verifier = client.randomPKCECodeVerifier();
+  const state = client.randomState();
+  const nonce = client.randomNonce();
+  const url = client.buildAuthorizationUrl(config, {
+    redirect_uri: redirectUri,
+    scope: 'openid profile email',
+    code_challenge: await client.calculatePKCECodeChallenge(verifier),
+    code_challenge_method: 'S256',
+    state,
+    nonce,
+    ...extra,
+  });
+
+  return { url, verifier, state, nonce };
+}
+
+/**
+ * Signs in through the login form as a browser would and returns the URL the provider redirected
+ * back to (the relying app's callback with the code).
+ */
+export async function signInWithPassword(
+  browser: TestBrowser,
+  start: AuthorizationStart,
+  redirectUri: string,
+  username: string,
+  password: string,
+): Promise<URL> {
+  const loginPage = await browser.follow(start.url.href, {}, redirectUri);
+  if (loginPage.status !== 200) {
+    throw new Error(
+      `expected the login page, got ${loginPage.status}: ${loginPage.body.slice(0, 300)}`,
+    );
+  }
+  const done = await browser.submit(loginPage, { username, password }, redirectUri);
+  if (!done.location?.startsWith(redirectUri)) {
+    throw new Error(
+      `sign-in did not return to the app (${done.status}): ${done.body.slice(0, 300)}`,
+    );
+  }
+
+  return new URL(done.location);
+}
+
+/** Runs a whole sign-in and exchanges the code for tokens. */
+export async function signInAndExchange(
+  idp: TestIdp,
+  config: client.Configuration,
+  browser: TestBrowser,
+  redirectUri: string,
+  username: string,
+  password: string,
+) {
+  const start = await startAuthorization(config, redirectUri);
+  const callback = await signInWithPassword(browser, start, redirectUri, username, password);
+  const tokens = await client.authorizationCodeGrant(config, callback, {
+    pkceCodeVerifier: start.verifier,
+    expectedState: start.state,
+    expectedNonce: start.nonce,
+  });
+
+  return { start, callback, tokens };
+}
