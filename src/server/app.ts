@@ -7,7 +7,7 @@ import { createInteractionRouter } from '../interactions/routes.ts';
 import type { InteractionDeps } from '../interactions/context.ts';
 import type { Logger } from '../logger.ts';
 import { stylesheet } from '../views/render.ts';
-import { errorPages, requestLogging, trustedProxyFilter } from './middleware.ts';
+import { errorPages, forwardedHeaders, requestLogging } from './middleware.ts';
 
 /** Runs helmet's header middleware inside koa. */
 function securityHeaders() {
@@ -50,17 +50,12 @@ export interface AppDeps extends InteractionDeps {
 /** Adds idp's middleware and routes to the oidc-provider koa application. */
 export function configureApp(deps: AppDeps): Provider {
   const { provider, config, logger } = deps;
-  provider.proxy = config.trustProxy !== false;
-  if (Array.isArray(config.trustProxy)) provider.use(trustedProxyFilter(config.trustProxy));
+  // Koa reads the scheme and host from X-Forwarded-* only with `proxy` on; forwardedHeaders
+  // replaces those headers with the issuer's on every request.
+  provider.proxy = true;
+  provider.use(forwardedHeaders(config.issuer, config.trustProxy));
   provider.use(requestLogging(logger));
   provider.use(securityHeaders());
-  if (config.trustProxy !== false) {
-    // TLS ends at the proxy, but the browser sees https: cookies stay Secure either way.
-    provider.use(async (ctx, next) => {
-      ctx.cookies.secure = true;
-      await next();
-    });
-  }
   provider.use(errorPages(logger));
 
   const ops = new Router();

@@ -64,27 +64,68 @@ export function errorPages(logger: Logger) {
   };
 }
 
-/**
- * Applies IDP_TRUST_PROXY when it lists proxy addresses: X-Forwarded-* headers from any other peer
- * are removed before koa reads them, so a client cannot claim another address or scheme.
- */
-export function trustedProxyFilter(proxies: string[]) {
-  const allowed = new BlockList();
+function toBlockList(proxies: string[]): BlockList {
+  const list = new BlockList();
   for (const entry of proxies) {
     const [address = '', prefix] = entry.split('/');
     const type = isIP(address) === 6 ? 'ipv6' : 'ipv4';
-    if (prefix === undefined) allowed.addAddress(address, type);
-    else allowed.addSubnet(address, Number(prefix), type);
+    if (prefix === undefined) list.addAddress(address, type);
+    else list.addSubnet(address, Number(prefix), type);
   }
 
+  return list;
+}
+
+function normaliseAddress(address: string | undefined): string {
+  return (address ?? '').trim().replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/, '');
+}
+
+/**
+ * Returns the client address from the peer and X-Forwarded-For. The header is read from the right,
+ * and each hop counts only while the address before it is a trusted proxy. A malformed entry ends
+ * the walk, so junk in the header never becomes the client address.
+ */
+export function clientAddress(
+  peer: string,
+  forwardedFor: string | undefined,
+  isTrusted: (address: string, depth: number) => boolean,
+): string {
+  let client = peer;
+  const hops = (forwardedFor ?? '').split(',').map(normaliseAddress).reverse();
+  for (const [depth, hop] of hops.entries()) {
+    if (!isTrusted(client, depth) || isIP(hop) === 0) break;
+    client = hop;
+  }
+
+  return client;
+}
+
+/**
+ * Applies IDP_TRUST_PROXY. X-Forwarded-For is read only from trusted proxies, which for `true` is
+ * the one peer directly in front. The scheme and host that oidc-provider builds its URLs from are
+ * always the issuer's, so no client or proxy can make idp advertise another origin.
+ */
+export function forwardedHeaders(issuer: URL, trustProxy: false | true | string[]) {
+  const trusted = Array.isArray(trustProxy) ? toBlockList(trustProxy) : undefined;
+  // Depth 0 is the peer itself; `true` trusts only that one proxy.
+  const isTrusted = (address: string, depth: number): boolean => {
+    if (trustProxy === false) return false;
+    if (trustProxy === true) return depth === 0;
+    const type = isIP(address) === 6 ? 'ipv6' : 'ipv4';
+
+    return isIP(address) !== 0 && (trusted as BlockList).check(address, type);
+  };
+  const protocol = issuer.protocol.replace(':', '');
+
   return async (ctx: Context, next: Next): Promise<void> => {
-    const peer = (ctx.req.socket.remoteAddress ?? '').replace(/^::ffff:/, '');
-    const type = isIP(peer) === 6 ? 'ipv6' : 'ipv4';
-    if (!peer || !allowed.check(peer, type)) {
-      for (const name of Object.keys(ctx.req.headers)) {
-        if (name.startsWith('x-forwarded-')) Reflect.deleteProperty(ctx.req.headers, name);
-      }
+    const peer = normaliseAddress(ctx.req.socket.remoteAddress);
+    const forwardedFor = ctx.get('x-forwarded-for') || undefined;
+    ctx.request.ip = clientAddress(peer, forwardedFor, isTrusted);
+    for (const name of Object.keys(ctx.req.headers)) {
+      if (name.startsWith('x-forwarded-')) Reflect.deleteProperty(ctx.req.headers, name);
     }
+    ctx.req.headers['x-forwarded-proto'] = protocol;
+    ctx.req.headers['x-forwarded-host'] = issuer.host;
     await next();
   };
 }

@@ -48,6 +48,8 @@ export interface TestIdp {
 export interface TestIdpOptions {
   keyType?: 'ec' | 'rsa';
   env?: Record<string, string>;
+  /** Another certificate authority the test clients trust, such as a TLS proxy's. */
+  extraCa?: string;
 }
 
 /**
@@ -99,7 +101,9 @@ export async function startTestIdp(options: TestIdpOptions = {}): Promise<TestId
     throw error;
   }
   const database = await openDatabase({ databaseUrl: testDatabase.url, dataDir: certificates.dir });
-  const dispatcher = new Agent({ connect: { ca: certificates.caCert } });
+  const dispatcher = new Agent({
+    connect: { ca: [certificates.caCert, ...(options.extraCa ? [options.extraCa] : [])] },
+  });
 
   return {
     issuer: env['IDP_ISSUER'] as string,
