@@ -167,6 +167,14 @@ export const configSchema = z.object({
     .describe('Log level of the JSON logs on standard output.'),
 });
 
+/** Variables whose values never appear in error messages, since they may hold credentials. */
+const SECRET_VARIABLES = new Set([
+  'DATABASE_URL',
+  'REDIS_URL',
+  'IDP_COOKIE_KEYS',
+  'IDP_ENCRYPTION_KEY',
+]);
+
 export type ConfigVariable = keyof typeof configSchema.shape;
 type ParsedEnvironment = z.output<typeof configSchema>;
 
@@ -224,7 +232,11 @@ function resolveFileVariables(env: NodeJS.ProcessEnv, problems: string[]): Recor
   return values;
 }
 
-function checkCombinations(parsed: ParsedEnvironment, problems: string[]): void {
+function checkCombinations(
+  parsed: ParsedEnvironment,
+  purpose: ConfigPurpose,
+  problems: string[],
+): void {
   const embedded = parsed.DATABASE_URL === undefined;
   const hasCert = parsed.IDP_TLS_CERT_FILE !== undefined;
   const hasKey = parsed.IDP_TLS_KEY_FILE !== undefined;
@@ -236,6 +248,13 @@ function checkCombinations(parsed: ParsedEnvironment, problems: string[]): void 
   }
   if (embedded) return;
 
+  if (parsed.IDP_ENCRYPTION_KEY === undefined) {
+    problems.push(
+      'IDP_ENCRYPTION_KEY is required when DATABASE_URL is set (openssl rand -base64 32)',
+    );
+  }
+  // Commands other than serve neither listen nor set cookies.
+  if (purpose !== 'serve') return;
   if (new URL(parsed.IDP_ISSUER).protocol !== 'https:') {
     problems.push(
       `IDP_ISSUER must be an https URL outside embedded mode, but it is '${parsed.IDP_ISSUER}'`,
@@ -244,11 +263,6 @@ function checkCombinations(parsed: ParsedEnvironment, problems: string[]): void 
   if (parsed.IDP_COOKIE_KEYS === undefined) {
     problems.push('IDP_COOKIE_KEYS is required when DATABASE_URL is set (openssl rand -base64 32)');
   }
-  if (parsed.IDP_ENCRYPTION_KEY === undefined) {
-    problems.push(
-      'IDP_ENCRYPTION_KEY is required when DATABASE_URL is set (openssl rand -base64 32)',
-    );
-  }
   if (!hasCert && parsed.IDP_TRUST_PROXY === false) {
     problems.push(
       'IDP_TLS_CERT_FILE and IDP_TLS_KEY_FILE are required when DATABASE_URL is set, unless IDP_TRUST_PROXY says a TLS proxy is in front',
@@ -256,23 +270,34 @@ function checkCombinations(parsed: ParsedEnvironment, problems: string[]): void 
   }
 }
 
+/** Use of a configuration: the server, or a command that only uses the database. */
+export type ConfigPurpose = 'serve' | 'command';
+
 /**
  * Reads the configuration from the environment. Throws a ConfigError that lists every problem
  * found, one line each, naming the variable and what it expects.
  */
-export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+export function loadConfig(
+  env: NodeJS.ProcessEnv = process.env,
+  purpose: ConfigPurpose = 'serve',
+): Config {
   const problems: string[] = [];
   const values = resolveFileVariables(env, problems);
   const result = configSchema.safeParse(values);
   if (!result.success) {
     for (const issue of result.error.issues) {
       const name = String(issue.path[0] ?? 'configuration');
-      problems.push(`${name} ${issue.message}`);
+      const value = values[name];
+      const shown =
+        value === undefined || SECRET_VARIABLES.has(name) || issue.message.includes('but it is')
+          ? ''
+          : `, but it is '${value}'`;
+      problems.push(`${name} ${issue.message}${shown}`);
     }
     throw new ConfigError(problems);
   }
   const parsed = result.data;
-  checkCombinations(parsed, problems);
+  checkCombinations(parsed, purpose, problems);
   if (problems.length > 0) throw new ConfigError(problems);
 
   const issuer = new URL(parsed.IDP_ISSUER.replace(/\/+$/, ''));

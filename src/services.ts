@@ -58,6 +58,8 @@ export async function openServices(
       cause: error,
     });
   }
+  database.onIdleError = (error) =>
+    logger.warn({ err: error }, 'an idle database connection failed; it will be replaced');
   if (options.migrateOnOpen) {
     const applied = await migrate(database);
     if (applied.length > 0) logger.info({ migrations: applied }, 'database migrations applied');

@@ -12,7 +12,7 @@ export type WithServices = (work: (services: Services) => Promise<void>) => Prom
 
 /** Opens the database for one command, logging only warnings to standard error. */
 const withServices: WithServices = async (work) => {
-  const config = loadConfig();
+  const config = loadConfig(process.env, 'command');
   const logger = createLogger(
     config.logLevel === 'info' ? 'warn' : config.logLevel,
     process.stderr,
@@ -59,7 +59,11 @@ async function serve(): Promise<void> {
 export function buildProgram(): Command {
   const program = new Command('idp')
     .description('OpenID Connect identity provider: password and TOTP sign-in over TLS')
-    .showHelpAfterError('(run with --help for usage)')
+    .configureOutput({
+      // Usage errors: one line, in the same form as every other error of the command.
+      outputError: (message, write) =>
+        write(`idp: ${message.replace(/^error: /, '').trimEnd()} (see --help)\n`),
+    })
     .exitOverride();
 
   program.command('serve').description('start the server').action(serve);
@@ -67,7 +71,7 @@ export function buildProgram(): Command {
     .command('migrate')
     .description('apply pending database migrations, then exit')
     .action(async () => {
-      const config = loadConfig();
+      const config = loadConfig(process.env, 'command');
       const logger = createLogger('warn', process.stderr);
       const services = await openServices(config, logger, {
         migrateOnOpen: false,

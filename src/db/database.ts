@@ -19,6 +19,8 @@ export interface Session extends Queryable {
 
 export interface Database extends Queryable {
   readonly kind: 'postgres' | 'pglite';
+  /** Called when an idle pooled connection fails (Postgres only); set it to log the error. */
+  onIdleError?: (error: Error) => void;
   /** Runs `work` on one connection, which is released afterwards. */
   withSession<T>(work: (session: Session) => Promise<T>): Promise<T>;
   /** Runs `work` in a transaction, committed when it resolves and rolled back when it throws. */
@@ -29,6 +31,8 @@ export interface Database extends Queryable {
 class PostgresDatabase implements Database {
   readonly kind = 'postgres';
   readonly pool: pg.Pool;
+  /** Called when an idle pooled connection fails; replaced by the server to log it. */
+  onIdleError: (error: Error) => void = () => {};
 
   constructor(connectionString: string, maxConnections = 10) {
     this.pool = new pg.Pool({
@@ -36,6 +40,9 @@ class PostgresDatabase implements Database {
       max: maxConnections,
       connectionTimeoutMillis: 5000,
     });
+    // An idle connection that the server closes emits 'error' on the pool; without a listener
+    // that would end the process. The next query reconnects or fails with its own error.
+    this.pool.on('error', (error) => this.onIdleError(error));
   }
 
   async query<Row extends object>(sql: string, params: unknown[] = []): Promise<Row[]> {
