@@ -1,38 +1,20 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
+import { type CommandResult, runIdp } from './support/cli.ts';
 import { createTestDatabase, type TestDatabase } from './support/postgres.ts';
 
-const BIN = fileURLToPath(new URL('../bin/idp.js', import.meta.url));
 const PASSWORD = 'correct horse battery staple';
-
-interface Result {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
 
 describe('idp command line', () => {
   let testDatabase: TestDatabase;
   let env: NodeJS.ProcessEnv;
 
   /** Runs `idp` with the test database and optional standard input. */
-  const idp = (args: string[], input = ''): Promise<Result> =>
-    new Promise((resolve, reject) => {
-      const child = spawn(process.execPath, [BIN, ...args], { env, stdio: 'pipe' });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-      child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-      child.on('error', reject);
-      child.on('close', (code) => resolve({ code, stdout, stderr }));
-      child.stdin.end(input);
-    });
+  const idp = (args: string[], input = ''): Promise<CommandResult> => runIdp(env, args, input);
 
   /** Checks a failure: exit code 1 and exactly one line on standard error. */
-  const assertFails = (result: Result, message: RegExp) => {
+  const assertFails = (result: CommandResult, message: RegExp) => {
     assert.equal(result.code, 1, `exit code; stderr: ${result.stderr}`);
     assert.match(result.stderr, message);
     assert.equal(result.stderr.trim().split('\n').length, 1, `one line: ${result.stderr}`);

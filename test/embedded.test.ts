@@ -4,14 +4,12 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import * as client from 'openid-client';
 import { Agent, fetch } from 'undici';
 import { TestBrowser } from './support/browser.ts';
+import { IDP_BIN, runIdp } from './support/cli.ts';
 import { freePort, TEST_PASSWORD, type TestIdp } from './support/idp.ts';
 import { discoverRp, signInAndExchange } from './support/rp.ts';
-
-const BIN = fileURLToPath(new URL('../bin/idp.js', import.meta.url));
 
 /** Environment of a newcomer's machine: no database, Redis, keys or certificate configured. */
 function embeddedEnv(dataDir: string, port: number): NodeJS.ProcessEnv {
@@ -24,19 +22,6 @@ function embeddedEnv(dataDir: string, port: number): NodeJS.ProcessEnv {
   };
 }
 
-function runCommand(env: NodeJS.ProcessEnv, args: string[], input = '') {
-  return new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { env, stdio: 'pipe' });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-    child.stdin.end(input);
-  });
-}
-
 describe('embedded mode (no DATABASE_URL, REDIS_URL or certificate)', () => {
   let dataDir: string;
   let port: number;
@@ -47,7 +32,7 @@ describe('embedded mode (no DATABASE_URL, REDIS_URL or certificate)', () => {
   before(async () => {
     dataDir = mkdtempSync(path.join(tmpdir(), 'idp-embedded-'));
     port = await freePort();
-    server = spawn(process.execPath, [BIN, 'serve'], {
+    server = spawn(process.execPath, [IDP_BIN, 'serve'], {
       env: embeddedEnv(dataDir, port),
       stdio: 'pipe',
     });
@@ -97,13 +82,13 @@ describe('embedded mode (no DATABASE_URL, REDIS_URL or certificate)', () => {
 
   it('commands reach the running server database; a user signs in', async () => {
     const env = embeddedEnv(dataDir, port);
-    const user = await runCommand(
+    const user = await runIdp(
       env,
       ['users', 'create', 'newcomer', '--password-stdin'],
       TEST_PASSWORD,
     );
     assert.equal(user.code, 0, user.stderr);
-    const created = await runCommand(env, [
+    const created = await runIdp(env, [
       'clients',
       'create',
       '--client-id',
@@ -141,7 +126,7 @@ describe('embedded mode (no DATABASE_URL, REDIS_URL or certificate)', () => {
   });
 
   it('a command after the server stopped opens the database directly', async () => {
-    const list = await runCommand(embeddedEnv(dataDir, port), ['users', 'list', '--json']);
+    const list = await runIdp(embeddedEnv(dataDir, port), ['users', 'list', '--json']);
     assert.equal(list.code, 0, list.stderr);
     assert.match(list.stdout, /"username":"newcomer"/);
   });
