@@ -5,6 +5,7 @@ export type AppErrorCode =
   | 'invalid_credentials'
   | 'interaction_expired'
   | 'forbidden'
+  | 'payload_too_large'
   | 'unavailable';
 
 const statusByCode: Record<AppErrorCode, number> = {
@@ -14,6 +15,7 @@ const statusByCode: Record<AppErrorCode, number> = {
   invalid_credentials: 401,
   interaction_expired: 400,
   forbidden: 403,
+  payload_too_large: 413,
   unavailable: 503,
 };
 

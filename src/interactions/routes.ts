@@ -13,7 +13,10 @@ const EXPIRED =
 const formBody = bodyParser({
   enableTypes: ['form'],
   formLimit: '16kb',
-  onError: () => {
+  onError: (error) => {
+    if ((error as { status?: number }).status === 413) {
+      throw new AppError('payload_too_large', 'The form is too large. Go back and try again.');
+    }
     throw new AppError('invalid_input', 'The form could not be read. Go back and submit it again.');
   },
 });
