@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import path from 'node:path';
 import { z } from 'zod';
+import { parseRedisUrl } from './db/redis.ts';
 
 /** Parses a duration such as `90s`, `15m`, `8h` or `7d` into seconds. */
 export function parseDuration(text: string): number | undefined {
@@ -100,6 +101,17 @@ const connectionUrl = (schemes: string[], example: string) =>
     { error: `must be a connection URL such as ${example}` },
   );
 
+const redisUrl = z.string().superRefine((text, ctx) => {
+  try {
+    parseRedisUrl(text);
+  } catch (error) {
+    ctx.addIssue({
+      code: 'custom',
+      message: `${(error as Error).message} (examples: redis://host:6379/0, redis+sentinel://sentinel1:26379,sentinel2:26379/mymaster, redis+cluster://node1:6379,node2:6379)`,
+    });
+  }
+});
+
 /**
  * The environment variables idp reads, each with its meaning and default. The docs page of the
  * configuration is generated from these descriptions.
@@ -130,9 +142,20 @@ export const configSchema = z.object({
   DATABASE_URL: connectionUrl(['postgres:', 'postgresql:'], 'postgres://user@host:5432/idp')
     .optional()
     .describe('Postgres connection string. Unset: an embedded PGlite database in IDP_DATA_DIR.'),
-  REDIS_URL: connectionUrl(['redis:', 'rediss:'], 'redis://host:6379/0')
+  REDIS_URL: redisUrl
     .optional()
-    .describe('Redis connection string. Unset: sessions kept in process, for one node only.'),
+    .describe(
+      'Redis connection string: redis:// or rediss:// for one server, redis+sentinel://HOST:PORT,.../MASTER for Sentinel, redis+cluster://HOST:PORT,... for Cluster. Unset: sessions kept in process, for one node only.',
+    ),
+  IDP_REDIS_PREFIX: z
+    .string()
+    .regex(/^[\w.:{}-]{1,64}$/, {
+      error: "must be 1 to 64 letters, digits or the characters . _ - : { }, such as 'idp:'",
+    })
+    .default('idp:')
+    .describe(
+      'Prefix of every Redis key and channel idp uses, so several deployments can share one Redis. In Cluster mode it becomes a hash tag such as {idp}: so that all keys share one slot.',
+    ),
   IDP_DATA_DIR: z
     .string()
     .min(1)
@@ -156,6 +179,21 @@ export const configSchema = z.object({
     .optional()
     .describe(
       'Label that authenticator apps show beside the account. Default: the host of IDP_ISSUER.',
+    ),
+  IDP_METRICS_PORT: port
+    .optional()
+    .describe(
+      'Serve /metrics over plain HTTP on this port of IDP_HOST instead of the main port, so that it need not be public.',
+    ),
+  IDP_KEY_ACTIVATION_DELAY: duration
+    .default(24 * 3600)
+    .describe(
+      'How long a key made by `idp keys rotate` is published before it starts signing; longer than the JWKS cache of every relying app.',
+    ),
+  IDP_SHUTDOWN_TIMEOUT: duration
+    .default(10)
+    .describe(
+      'On SIGTERM, how long in-flight requests may take before the remaining connections are cut.',
     ),
   IDP_SESSION_IDLE: duration.default(15 * 60).describe('Idle session lifetime, such as 15m.'),
   IDP_SESSION_MAX: duration.default(8 * 3600).describe('Absolute session lifetime, such as 8h.'),
@@ -186,6 +224,7 @@ export interface Config {
   trustProxy: false | true | string[];
   databaseUrl?: string;
   redisUrl?: string;
+  redisPrefix: string;
   dataDir: string;
   /** True when no DATABASE_URL is set: PGlite, generated secrets, a self-signed certificate. */
   embedded: boolean;
@@ -194,6 +233,9 @@ export interface Config {
   totpIssuer: string;
   sessionIdleSeconds: number;
   sessionMaxSeconds: number;
+  metricsPort?: number;
+  keyActivationDelaySeconds: number;
+  shutdownTimeoutSeconds: number;
   logLevel: ParsedEnvironment['LOG_LEVEL'];
 }
 
@@ -242,6 +284,11 @@ function checkCombinations(
   const hasKey = parsed.IDP_TLS_KEY_FILE !== undefined;
   if (hasCert !== hasKey) {
     problems.push('IDP_TLS_CERT_FILE and IDP_TLS_KEY_FILE must be set together');
+  }
+  if (parsed.IDP_METRICS_PORT !== undefined && parsed.IDP_METRICS_PORT === parsed.IDP_PORT) {
+    problems.push(
+      'IDP_METRICS_PORT must differ from IDP_PORT; leave it unset to serve /metrics on IDP_PORT',
+    );
   }
   if (parsed.IDP_SESSION_IDLE > parsed.IDP_SESSION_MAX) {
     problems.push('IDP_SESSION_IDLE must not be longer than IDP_SESSION_MAX');
@@ -313,6 +360,7 @@ export function loadConfig(
     trustProxy: parsed.IDP_TRUST_PROXY,
     databaseUrl: parsed.DATABASE_URL,
     redisUrl: parsed.REDIS_URL,
+    redisPrefix: parsed.IDP_REDIS_PREFIX,
     dataDir: path.resolve(parsed.IDP_DATA_DIR),
     embedded: parsed.DATABASE_URL === undefined,
     cookieKeys: parsed.IDP_COOKIE_KEYS,
@@ -320,6 +368,9 @@ export function loadConfig(
     totpIssuer: parsed.IDP_TOTP_ISSUER ?? issuer.host,
     sessionIdleSeconds: parsed.IDP_SESSION_IDLE,
     sessionMaxSeconds: parsed.IDP_SESSION_MAX,
+    metricsPort: parsed.IDP_METRICS_PORT,
+    keyActivationDelaySeconds: parsed.IDP_KEY_ACTIVATION_DELAY,
+    shutdownTimeoutSeconds: parsed.IDP_SHUTDOWN_TIMEOUT,
     logLevel: parsed.LOG_LEVEL,
   };
 }

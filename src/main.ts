@@ -1,23 +1,50 @@
-import { createServer as createHttpServer, type Server } from 'node:http';
+import {
+  createServer as createHttpServer,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+} from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
+import type { JWK } from 'jose';
+import type { FindAccount } from 'oidc-provider';
 import type { Config } from './config.ts';
 import { shareEmbeddedDatabase } from './db/database.ts';
+import { createSubscriber } from './db/redis.ts';
 import type { Logger } from './logger.ts';
 import { createFindAccount } from './oidc/account.ts';
-import { ensureSigningKeys, loadSigningKeys } from './oidc/keys.ts';
+import { KEY_RELOAD_SECONDS, keysChannel, SigningKeyring } from './oidc/keyring.ts';
+import { ensureSigningKeys } from './oidc/keys.ts';
 import { createProvider } from './oidc/provider.ts';
-import { configureApp } from './server/app.ts';
+import { configureApp, type Readiness } from './server/app.ts';
+import {
+  countProviderEvents,
+  createMetrics,
+  createMetricsServer,
+  type Metrics,
+} from './server/metrics.ts';
+import { isUnavailableError, temporarilyUnavailable } from './server/outages.ts';
 import { ensureSelfSignedCertificate, loadTlsFiles, MIN_TLS_VERSION } from './server/tls.ts';
-import { createAdapterFactory, openServices, REDIS_PREFIX } from './services.ts';
+import { createAdapterFactory, openServices, type Services } from './services.ts';
 
 export interface RunningServer {
   server: Server | HttpsServer;
   /** The port the server listens on, useful when the configuration asked for port 0. */
   port: number;
+  /** The port of the separate /metrics listener, when IDP_METRICS_PORT is set. */
+  metricsPort?: number;
+  metrics: Metrics;
   /** Reloads the TLS certificate and key from disk; keeps the old pair when the new one fails. */
   reloadTls(): void;
+  /** Reads the signing keys from Postgres now instead of at the next scheduled reload. */
+  reloadKeys(): Promise<void>;
+  /**
+   * Stops accepting connections, lets in-flight requests finish (answering them with
+   * `Connection: close`), then closes the pools. Resolves when everything is closed.
+   */
   close(): Promise<void>;
+  /** Cuts every connection still open, for when close() takes longer than allowed. */
+  destroyConnections(): void;
 }
 
 /** Returns the certificate files to serve: the configured pair, or the embedded self-signed one. */
@@ -31,6 +58,39 @@ async function certificateFiles(config: Config, logger: Logger) {
 
   return generated;
 }
+
+const READY_TIMEOUT_MS = 2000;
+
+/** Asks Postgres and Redis to answer within a short time; names the ones that do not. */
+async function checkDependencies(services: Services): Promise<Readiness> {
+  const within = (work: Promise<unknown>) =>
+    Promise.race([
+      work.then(() => true),
+      new Promise<boolean>((resolve) => setTimeout(resolve, READY_TIMEOUT_MS, false).unref()),
+    ]).catch(() => false);
+  const [database, redis] = await Promise.all([
+    within(services.database.query('SELECT 1')),
+    services.redis ? within(services.redis.ping()) : Promise.resolve(undefined),
+  ]);
+  if (redis === true) services.monitor.markUp('redis');
+  if (redis === false) services.monitor.markDown('redis', new Error('no answer to PING'));
+
+  return { database, ...(redis === undefined ? {} : { redis }) };
+}
+
+/** findAccount that answers temporarily_unavailable while Postgres is away. */
+function guardFindAccount(findAccount: FindAccount): FindAccount {
+  return async (...args) => {
+    try {
+      return await findAccount(...args);
+    } catch (error) {
+      if (isUnavailableError(error)) throw temporarilyUnavailable();
+      throw error;
+    }
+  };
+}
+
+type Handler = (req: IncomingMessage, res: ServerResponse) => void;
 
 /**
  * Starts idp: opens the database and Redis, applies migrations, makes sure signing keys exist, and
@@ -46,63 +106,114 @@ export async function startServer(
     redis: true,
     role: 'server',
   });
+  const redisPrefix = options.redisPrefix ?? services.redisPrefix;
   const shared = config.databaseUrl
     ? undefined
-    : await shareEmbeddedDatabase(services.database, config.dataDir);
+    : await shareEmbeddedDatabase(services.rawDatabase, config.dataDir);
+  let keyring: SigningKeyring | undefined;
   try {
     await ensureSigningKeys(services.database, services.encryptor);
-    const provider = createProvider({
-      issuer: config.issuer,
-      adapter: createAdapterFactory(services, logger, options.redisPrefix ?? REDIS_PREFIX),
-      findAccount: createFindAccount(services.accounts),
-      signingKeys: await loadSigningKeys(services.database, services.encryptor),
-      cookieKeys: services.cookieKeys,
-      sessionMaxSeconds: config.sessionMaxSeconds,
-      logger,
+    const metrics = createMetrics({
+      database: services.rawDatabase,
+      redis: services.redis,
+      monitor: services.monitor,
     });
-    const app = configureApp({
-      config,
-      provider,
+    const adapter = createAdapterFactory(services, logger, redisPrefix);
+    const findAccount = guardFindAccount(createFindAccount(services.accounts));
+    let draining = false;
+
+    // oidc-provider takes its keys when it is built, so a key change builds a new one behind the
+    // same request handler; requests already running finish on the one they started with.
+    const build = (signingKeys: JWK[]): Handler => {
+      const provider = createProvider({
+        issuer: config.issuer,
+        adapter,
+        findAccount,
+        signingKeys,
+        cookieKeys: services.cookieKeys,
+        sessionMaxSeconds: config.sessionMaxSeconds,
+        logger,
+      });
+      countProviderEvents(provider, metrics);
+      configureApp({
+        config,
+        provider,
+        logger,
+        accounts: services.accounts,
+        metrics,
+        serveMetrics: config.metricsPort === undefined,
+        isDraining: () => draining,
+        checkReady: () => checkDependencies(services),
+      });
+
+      return provider.callback();
+    };
+
+    let handler: Handler;
+    keyring = new SigningKeyring({
+      database: services.database,
+      encryptor: services.encryptor,
       logger,
-      accounts: services.accounts,
-      checkReady: async () => {
-        await services.database.query('SELECT 1').catch(() => {
-          throw new Error('database is not answering');
-        });
-        await services.redis?.ping().catch(() => {
-          throw new Error('Redis is not answering');
-        });
+      retiredKeepSeconds: config.sessionMaxSeconds + 2 * KEY_RELOAD_SECONDS,
+      onChange: (keys) => {
+        handler = build(keys);
       },
+      notices: services.redis
+        ? { subscriber: createSubscriber(services.redis), channel: keysChannel(redisPrefix) }
+        : undefined,
     });
+    handler = build(await keyring.start());
+    await keyring.watch();
+    const handle: Handler = (req, res) => handler(req, res);
 
     const plainHttp = config.trustProxy !== false && !config.tls;
     let tlsFiles: { certFile: string; keyFile: string } | undefined;
     let server: Server | HttpsServer;
     if (plainHttp) {
-      server = createHttpServer(app.callback());
+      server = createHttpServer(handle);
     } else {
       tlsFiles = await certificateFiles(config, logger);
       const pair = loadTlsFiles(tlsFiles.certFile, tlsFiles.keyFile);
       server = createHttpsServer(
         { cert: pair.cert, key: pair.key, minVersion: MIN_TLS_VERSION },
-        app.callback(),
+        handle,
       );
     }
     server.headersTimeout = 20_000;
     server.requestTimeout = 30_000;
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(config.port, config.host, () => resolve());
-    });
-    const port = (server.address() as AddressInfo).port;
+    const listen = (target: Server | HttpsServer, port: number) =>
+      new Promise<number>((resolve, reject) => {
+        target.once('error', reject);
+        target.listen(port, config.host, () => {
+          target.off('error', reject);
+          resolve((target.address() as AddressInfo).port);
+        });
+      });
+    const port = await listen(server, config.port);
+    let metricsServer: Server | undefined;
+    let metricsPort: number | undefined;
+    if (config.metricsPort !== undefined) {
+      metricsServer = createMetricsServer(metrics);
+      try {
+        metricsPort = await listen(metricsServer, config.metricsPort);
+      } catch (error) {
+        server.close();
+        throw error;
+      }
+    }
     logger.info(
-      { issuer: config.issuer.href, port, host: config.host, tls: !plainHttp },
+      { issuer: config.issuer.href, port, host: config.host, tls: !plainHttp, metricsPort },
       'idp is listening',
     );
+
+    let closing: Promise<void> | undefined;
+    const stopKeys = keyring;
 
     return {
       server,
       port,
+      metricsPort,
+      metrics,
       reloadTls() {
         if (!tlsFiles || !('setSecureContext' in server)) return;
         try {
@@ -110,19 +221,37 @@ export async function startServer(
           server.setSecureContext({ cert: pair.cert, key: pair.key, minVersion: MIN_TLS_VERSION });
           logger.info({ certFile: tlsFiles.certFile }, 'TLS certificate reloaded');
         } catch (error) {
-          logger.error({ err: error }, 'TLS certificate reload failed; keeping the previous one');
+          logger.error(
+            { reason: (error as Error).message },
+            'TLS certificate reload failed; keeping the previous certificate',
+          );
         }
       },
-      async close() {
-        await new Promise<void>((resolve) => {
-          server.close(() => resolve());
+      reloadKeys: () => stopKeys.refresh(),
+      close() {
+        closing ??= (async () => {
+          draining = true;
+          const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+          // Keep-alive connections that finished their request are closed as they become idle.
+          const sweep = setInterval(() => server.closeIdleConnections(), 100);
           server.closeIdleConnections();
-        });
-        await shared?.stop();
-        await services.close();
+          metricsServer?.close();
+          metricsServer?.closeAllConnections();
+          await closed;
+          clearInterval(sweep);
+          await stopKeys.stop();
+          await shared?.stop();
+          await services.close();
+        })();
+
+        return closing;
+      },
+      destroyConnections() {
+        server.closeAllConnections();
       },
     };
   } catch (error) {
+    await keyring?.stop();
     await shared?.stop();
     await services.close();
     throw error;

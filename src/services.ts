@@ -1,9 +1,15 @@
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import type { Adapter } from 'oidc-provider';
 import { AccountStore } from './accounts/store.ts';
 import type { Config } from './config.ts';
 import { type Database, openDatabase, openEmbeddedForCommand } from './db/database.ts';
 import { migrate } from './db/migrate.ts';
+import {
+  createRedisClient,
+  effectiveRedisPrefix,
+  parseRedisUrl,
+  type RedisClient,
+} from './db/redis.ts';
 import type { Logger } from './logger.ts';
 import { createMemoryAdapter } from './oidc/adapters/memory.ts';
 import { createRedisAdapter } from './oidc/adapters/redis.ts';
@@ -11,12 +17,27 @@ import { ClientAdapter } from './oidc/client-adapter.ts';
 import { ClientStore } from './oidc/clients.ts';
 import { loadOrCreateEmbeddedSecrets } from './security/embedded-secrets.ts';
 import { Encryptor } from './security/encryption.ts';
+import {
+  DependencyMonitor,
+  describeError,
+  isDatabaseOutage,
+  isRedisOutage,
+  isUnavailableError,
+  temporarilyUnavailable,
+  watchDatabase,
+} from './server/outages.ts';
 
 /** The connections and stores one idp process uses, opened from the configuration. */
 export interface Services {
   config: Config;
+  /** The database; in Postgres mode, outages become 503 errors and are logged once. */
   database: Database;
-  redis?: Redis;
+  /** The database as opened, for what needs the driver itself (sharing PGlite, pool counts). */
+  rawDatabase: Database;
+  redis?: RedisClient;
+  /** Prefix of every Redis key and channel, with a hash tag in Cluster mode. */
+  redisPrefix: string;
+  monitor: DependencyMonitor;
   encryptor: Encryptor;
   cookieKeys: string[];
   accounts: AccountStore;
@@ -47,35 +68,56 @@ export async function openServices(
   options: { migrateOnOpen: boolean; redis: boolean; role: 'server' | 'command' },
 ): Promise<Services> {
   const { cookieKeys, encryptionKeys } = resolveSecrets(config);
-  let database: Database;
+  const monitor = new DependencyMonitor(logger);
+  let rawDatabase: Database;
   try {
-    database =
+    rawDatabase =
       options.role === 'command' && !config.databaseUrl
         ? await openEmbeddedForCommand(config.dataDir)
         : await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
   } catch (error) {
-    throw new Error(`cannot connect to the database: ${(error as Error).message}`, {
-      cause: error,
-    });
+    throw new Error(`cannot connect to the database: ${describeError(error)}`, { cause: error });
   }
-  database.onIdleError = (error) =>
-    logger.warn({ err: error }, 'an idle database connection failed; it will be replaced');
-  if (options.migrateOnOpen) {
-    const applied = await migrate(database);
-    if (applied.length > 0) logger.info({ migrations: applied }, 'database migrations applied');
+  rawDatabase.onIdleError = (error) => {
+    if (isDatabaseOutage(error)) monitor.markDown('database', error);
+    else logger.warn({ err: error }, 'an idle database connection failed; it will be replaced');
+  };
+  const database =
+    rawDatabase.kind === 'postgres' ? watchDatabase(rawDatabase, monitor) : rawDatabase;
+  try {
+    if (options.migrateOnOpen) {
+      const applied = await migrate(database);
+      if (applied.length > 0) logger.info({ migrations: applied }, 'database migrations applied');
+    }
+  } catch (error) {
+    await rawDatabase.close();
+    throw error;
   }
 
-  let redis: Redis | undefined;
+  let redis: RedisClient | undefined;
+  let redisPrefix = config.redisPrefix;
+  let closing = false;
   if (options.redis && config.redisUrl) {
-    redis = new Redis(config.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 2 });
-    redis.on('error', (error) => logger.warn({ err: error }, 'Redis connection error'));
+    const target = parseRedisUrl(config.redisUrl);
+    redisPrefix = effectiveRedisPrefix(target, config.redisPrefix);
+    const client = createRedisClient(target);
+    redis = client;
+    // Until the first connection succeeds, a failure stops start-up instead.
+    client.on('error', () => {});
     try {
-      await redis.connect();
+      await client.connect();
     } catch (error) {
-      await database.close();
-      redis.disconnect();
-      throw new Error(`cannot connect to Redis: ${(error as Error).message}`, { cause: error });
+      client.disconnect();
+      await rawDatabase.close();
+      throw new Error(`cannot connect to Redis: ${describeError(error)}`, { cause: error });
     }
+    client.on('error', (error: Error) => {
+      if (!closing) monitor.markDown('redis', error);
+    });
+    client.on('close', () => {
+      if (!closing) monitor.markDown('redis', new Error('connection closed'));
+    });
+    client.on('ready', () => monitor.markUp('redis'));
   }
 
   const encryptor = new Encryptor(encryptionKeys);
@@ -83,32 +125,65 @@ export async function openServices(
   return {
     config,
     database,
+    rawDatabase,
     redis,
+    redisPrefix,
+    monitor,
     encryptor,
     cookieKeys,
     accounts: new AccountStore(database),
     clients: new ClientStore(database, encryptor),
     async close() {
-      redis?.disconnect();
-      await database.close();
+      closing = true;
+      if (redis) await redis.quit().catch(() => redis.disconnect());
+      await rawDatabase.close();
     },
   };
 }
 
-/** Key prefix of every Redis key idp writes. */
-export const REDIS_PREFIX = 'idp:';
+/** Converts dependency outages in an adapter into oidc-provider's temporarily_unavailable. */
+function guardAdapter(adapter: Adapter, monitor: DependencyMonitor, redisBacked: boolean): Adapter {
+  const guard =
+    <Args extends unknown[], Result>(method: (...args: Args) => Promise<Result>) =>
+    async (...args: Args): Promise<Result> => {
+      try {
+        const result = await method.apply(adapter, args);
+        if (redisBacked) monitor.markUp('redis');
+
+        return result;
+      } catch (error) {
+        if (isUnavailableError(error)) throw temporarilyUnavailable();
+        if (redisBacked && isRedisOutage(error)) {
+          monitor.markDown('redis', error);
+          throw temporarilyUnavailable();
+        }
+        throw error;
+      }
+    };
+
+  return {
+    upsert: guard(adapter.upsert),
+    find: guard(adapter.find),
+    findByUserCode: guard(adapter.findByUserCode),
+    findByUid: guard(adapter.findByUid),
+    consume: guard(adapter.consume),
+    destroy: guard(adapter.destroy),
+    revokeByGrantId: guard(adapter.revokeByGrantId),
+  };
+}
 
 /** Returns oidc-provider's adapter factory: clients from Postgres, the rest from Redis or memory. */
 export function createAdapterFactory(
   services: Services,
   logger: Logger,
-  redisPrefix = REDIS_PREFIX,
+  redisPrefix = services.redisPrefix,
 ): (model: string) => Adapter {
-  const clientAdapter = new ClientAdapter(services.clients);
+  const clientAdapter = guardAdapter(new ClientAdapter(services.clients), services.monitor, false);
   let sessionAdapter: (model: string) => Adapter;
   if (services.redis) {
-    const RedisAdapter = createRedisAdapter(services.redis, redisPrefix);
-    sessionAdapter = (model) => new RedisAdapter(model);
+    // A Cluster client takes the same commands; the adapter only needs those.
+    const RedisAdapter = createRedisAdapter(services.redis as Redis, redisPrefix);
+    sessionAdapter = (model) => guardAdapter(new RedisAdapter(model), services.monitor, true);
   } else {
     logger.warn(
       'REDIS_URL is not set: sessions and tokens are kept in this process, so this node must be the only one and a restart signs everyone out',

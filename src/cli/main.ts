@@ -1,11 +1,15 @@
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { Command, CommanderError } from 'commander';
 import { ConfigError, loadConfig } from '../config.ts';
 import { migrate } from '../db/migrate.ts';
 import { AppError } from '../errors.ts';
 import { createLogger } from '../logger.ts';
 import { startServer } from '../main.ts';
+import { describeError } from '../server/outages.ts';
 import { openServices, type Services } from '../services.ts';
 import { registerClientCommands } from './clients.ts';
+import { registerKeyCommands } from './keys.ts';
 import { registerUserCommands } from './users.ts';
 
 export type WithServices = (work: (services: Services) => Promise<void>) => Promise<void>;
@@ -37,14 +41,19 @@ async function serve(): Promise<void> {
   const stop = (signal: string) => {
     if (stopping) return;
     stopping = true;
-    logger.info({ signal }, 'stopping');
+    logger.info({ signal }, 'stopping: no new connections; finishing requests in flight');
+    const seconds = config.shutdownTimeoutSeconds;
     const deadline = setTimeout(() => {
-      logger.error('in-flight requests did not finish within 10 s; exiting');
+      logger.error(`requests in flight did not finish within ${seconds} s; cutting them`);
+      running.destroyConnections();
       process.exit(1);
-    }, 10_000);
+    }, seconds * 1000);
     deadline.unref();
     running.close().then(
-      () => process.exit(0),
+      () => {
+        logger.info('stopped');
+        process.exit(0);
+      },
       (error: unknown) => {
         logger.error({ err: error }, 'shutdown failed');
         process.exit(1);
@@ -54,6 +63,30 @@ async function serve(): Promise<void> {
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGHUP', () => running.reloadTls());
+}
+
+/**
+ * Asks the local server for /healthz. It checks only that this process answers, so the
+ * certificate, made for the public name and not for 127.0.0.1, is not verified.
+ */
+async function healthcheck(): Promise<void> {
+  const config = loadConfig();
+  const host = ['0.0.0.0', '::', ''].includes(config.host) ? '127.0.0.1' : config.host;
+  const plain = config.trustProxy !== false && !config.tls;
+  const send = plain ? httpRequest : httpsRequest;
+  const status = await new Promise<number>((resolve, reject) => {
+    const req = send(
+      { host, port: config.port, path: '/healthz', timeout: 3000, rejectUnauthorized: false },
+      (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error('no answer within 3 s')));
+    req.on('error', reject);
+    req.end();
+  });
+  if (status !== 200) throw new Error(`/healthz answered ${status}`);
 }
 
 export function buildProgram(): Command {
@@ -89,8 +122,13 @@ export function buildProgram(): Command {
         await services.close();
       }
     });
+  program
+    .command('healthcheck')
+    .description('exit 0 when the server on this machine answers /healthz (for HEALTHCHECK)')
+    .action(healthcheck);
   registerUserCommands(program, withServices);
   registerClientCommands(program, withServices);
+  registerKeyCommands(program, withServices);
 
   return program;
 }
@@ -110,7 +148,7 @@ export async function run(argv: string[]): Promise<void> {
     } else if (error instanceof AppError) {
       process.stderr.write(`idp: ${error.message}\n`);
     } else {
-      process.stderr.write(`idp: ${(error as Error).message ?? String(error)}\n`);
+      process.stderr.write(`idp: ${describeError(error)}\n`);
     }
     process.exitCode = 1;
   }

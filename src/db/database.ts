@@ -129,7 +129,12 @@ export async function openDatabase(options: {
 }): Promise<Database> {
   if (options.databaseUrl) {
     const database = new PostgresDatabase(options.databaseUrl);
-    await database.query('SELECT 1');
+    try {
+      await database.query('SELECT 1');
+    } catch (error) {
+      await database.close();
+      throw error;
+    }
 
     return database;
   }
@@ -138,6 +143,16 @@ export async function openDatabase(options: {
   const db = await PGlite.create(directory);
 
   return new EmbeddedDatabase(db);
+}
+
+/** Counts of the connection pool, for metrics; undefined for the embedded database. */
+export function poolCounts(
+  database: Database,
+): { total: number; idle: number; waiting: number } | undefined {
+  if (!(database instanceof PostgresDatabase)) return undefined;
+  const { pool } = database;
+
+  return { total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount };
 }
 
 /** Opens an in-memory PGlite database, for tests. */

@@ -28,6 +28,12 @@ function field(body: unknown, name: string): string {
   return typeof value === 'string' ? value : '';
 }
 
+const FAILURE_OUTCOMES = {
+  'unknown user': 'unknown_user',
+  'account disabled': 'disabled',
+  'wrong password': 'wrong_password',
+} as const;
+
 /**
  * Checks the username and password of the login form. Unknown users are verified against a dummy
  * hash and disabled users against their own, so every failure takes the time of one argon2 check
@@ -54,6 +60,7 @@ export async function submitLogin(
         ? 'account disabled'
         : 'wrong password';
     log.info({ accountId: account?.id, reason }, 'sign-in failed');
+    deps.metrics?.signIns.inc({ outcome: FAILURE_OUTCOMES[reason] });
     ctx.status = 400;
     renderLogin(ctx, details, clientName, { error: INVALID_CREDENTIALS, username });
 
@@ -65,6 +72,7 @@ export async function submitLogin(
     log.info({ accountId: account.id }, 'password hash upgraded to current parameters');
   }
   log.info({ accountId: account.id, client: details.params.client_id }, 'password accepted');
+  deps.metrics?.signIns.inc({ outcome: 'success' });
 
   await deps.provider.interactionFinished(
     ctx.req,

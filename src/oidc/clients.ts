@@ -42,7 +42,8 @@ interface ClientRow {
 const CLIENT_ID_PATTERN = /^[A-Za-z0-9._~-]{1,128}$/;
 const MIN_SECRET_LENGTH = 32;
 
-const secretContext = (clientId: string) => `client-secret:${clientId}`;
+/** Additional data that binds a client secret's ciphertext to its client. */
+export const secretContext = (clientId: string) => `client-secret:${clientId}`;
 
 const isLoopback = (host: string) => ['localhost', '127.0.0.1', '[::1]'].includes(host);
 

@@ -7,6 +7,7 @@ import { createInteractionRouter } from '../interactions/routes.ts';
 import type { InteractionDeps } from '../interactions/context.ts';
 import type { Logger } from '../logger.ts';
 import { stylesheet } from '../views/render.ts';
+import { type Metrics, renderMetrics, requestTiming } from './metrics.ts';
 import { errorPages, forwardedHeaders, requestLogging } from './middleware.ts';
 
 /** Runs helmet's header middleware inside koa. */
@@ -39,12 +40,49 @@ function securityHeaders() {
     }).then(next);
 }
 
+/** Whether each dependency answered the readiness check; redis is absent without REDIS_URL. */
+export interface Readiness {
+  database: boolean;
+  redis?: boolean;
+}
+
 export interface AppDeps extends InteractionDeps {
   config: Config;
   provider: Provider;
   logger: Logger;
-  /** Checks the connections that readiness depends on; rejects with the name of a failing one. */
-  checkReady: () => Promise<void>;
+  metrics: Metrics;
+  /** False when /metrics has its own port (IDP_METRICS_PORT). */
+  serveMetrics: boolean;
+  /** True once shutdown has begun: not ready, and connections close after their response. */
+  isDraining: () => boolean;
+  /** Asks the connections that readiness depends on whether they answer. */
+  checkReady: () => Promise<Readiness>;
+}
+
+const DEPENDENCY_NAMES = { database: 'Postgres', redis: 'Redis' } as const;
+
+/** Answers /readyz: 200 when Postgres and Redis answer, else 503 naming those that do not. */
+async function readiness(ctx: Context, deps: AppDeps): Promise<void> {
+  ctx.set('cache-control', 'no-store');
+  if (deps.isDraining()) {
+    ctx.status = 503;
+    ctx.body = { status: 'stopping' };
+
+    return;
+  }
+  const checks = await deps.checkReady();
+  const failing = (Object.keys(checks) as (keyof Readiness)[]).filter((name) => !checks[name]);
+  if (failing.length === 0) {
+    ctx.body = { status: 'ready', checks };
+
+    return;
+  }
+  ctx.status = 503;
+  ctx.body = {
+    status: 'unavailable',
+    checks,
+    reason: `${failing.map((name) => DEPENDENCY_NAMES[name]).join(' and ')} not answering`,
+  };
 }
 
 /** Adds idp's middleware and routes to the oidc-provider koa application. */
@@ -55,6 +93,13 @@ export function configureApp(deps: AppDeps): Provider {
   provider.proxy = true;
   provider.use(forwardedHeaders(config.issuer, config.trustProxy));
   provider.use(requestLogging(logger));
+  provider.use(requestTiming(deps.metrics));
+  provider.use(async (ctx, next) => {
+    // While shutting down, a keep-alive connection closes after its response.
+    if (deps.isDraining()) ctx.set('connection', 'close');
+    await next();
+    if (ctx.status === 503) ctx.set('retry-after', '30');
+  });
   provider.use(securityHeaders());
   provider.use(errorPages(logger));
 
@@ -63,16 +108,8 @@ export function configureApp(deps: AppDeps): Provider {
     ctx.set('cache-control', 'no-store');
     ctx.body = { status: 'ok' };
   });
-  ops.get('/readyz', async (ctx) => {
-    ctx.set('cache-control', 'no-store');
-    try {
-      await deps.checkReady();
-      ctx.body = { status: 'ready' };
-    } catch (error) {
-      ctx.status = 503;
-      ctx.body = { status: 'unavailable', reason: (error as Error).message };
-    }
-  });
+  ops.get('/readyz', (ctx) => readiness(ctx, deps));
+  if (deps.serveMetrics) ops.get('/metrics', (ctx) => renderMetrics(ctx, deps.metrics));
   ops.get('/static/idp.css', (ctx) => {
     ctx.type = 'text/css';
     ctx.set('cache-control', 'public, max-age=3600');

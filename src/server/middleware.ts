@@ -3,6 +3,10 @@ import { BlockList, isIP } from 'node:net';
 import type { Context, Next } from 'koa';
 import type { Logger } from '../logger.ts';
 import { renderPage } from '../views/render.ts';
+import { isUnavailableError, UNAVAILABLE_MESSAGE } from './outages.ts';
+
+// Probes hit these every few seconds; their lines are kept at debug level.
+const PROBE_PATHS = new Set(['/healthz', '/readyz', '/metrics']);
 
 const REQUEST_ID_PATTERN = /^[A-Za-z0-9._-]{8,128}$/;
 
@@ -23,7 +27,8 @@ export function requestLogging(logger: Logger) {
     } finally {
       const durationMs = Math.round((performance.now() - started) * 10) / 10;
       const status = ctx.respond === false ? ctx.res.statusCode : ctx.status;
-      logger.info(
+      const level = PROBE_PATHS.has(ctx.path) && status < 400 ? 'debug' : 'info';
+      logger[level](
         { requestId, method: ctx.method, path: ctx.path, status, durationMs, ip: ctx.ip },
         'request',
       );
@@ -41,6 +46,19 @@ export function errorPages(logger: Logger) {
     try {
       await next();
     } catch (caught) {
+      if (isUnavailableError(caught)) {
+        // The outage itself is logged once by the dependency monitor, not once per request.
+        ctx.status = 503;
+        ctx.set('cache-control', 'no-store');
+        ctx.type = 'html';
+        ctx.body = renderPage('error', {
+          title: 'Sign-in is unavailable',
+          message: UNAVAILABLE_MESSAGE,
+          requestId: ctx.state.requestId,
+        });
+
+        return;
+      }
       const error = caught as Error & { status?: number; expose?: boolean };
       const status = error.status && error.status >= 400 && error.status < 600 ? error.status : 500;
       const expose = error.expose === true && status < 500;
