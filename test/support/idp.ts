@@ -25,8 +25,70 @@ export async function freePort(): Promise<number> {
   });
 }
 
+/**
+ * What one or more test idp nodes share: a database, a Redis key prefix, a certificate authority
+ * and the secrets. `env` is the environment of a node, without its port.
+ */
+export interface TestSetup {
+  env: Record<string, string>;
+  encryptionKey: Buffer;
+  testDatabase: TestDatabase;
+  testRedis: TestRedis;
+  certificates: TestCertificates;
+  /** An undici dispatcher that trusts the test authority, for fetch and openid-client. */
+  dispatcher: Agent;
+  /** Drops the database and the Redis keys. */
+  cleanup(): Promise<void>;
+}
+
+/** Creates a database, Redis prefix, certificates and secrets for test nodes. */
+export async function createTestSetup(
+  options: { keyType?: 'ec' | 'rsa'; issuerPort?: number; extraCa?: string } = {},
+): Promise<TestSetup> {
+  const [testDatabase, testRedis, certificates, issuerPort] = await Promise.all([
+    createTestDatabase(),
+    connectTestRedis(),
+    createTestCertificates(options.keyType ?? 'ec'),
+    options.issuerPort ?? freePort(),
+  ]);
+  const encryptionKey = randomBytes(32);
+  const dispatcher = new Agent({
+    connect: { ca: [certificates.caCert, ...(options.extraCa ? [options.extraCa] : [])] },
+  });
+
+  return {
+    env: {
+      IDP_ISSUER: `https://localhost:${issuerPort}`,
+      IDP_PORT: String(issuerPort),
+      IDP_HOST: '127.0.0.1',
+      DATABASE_URL: testDatabase.url,
+      REDIS_URL: TEST_REDIS_URL,
+      IDP_REDIS_PREFIX: testRedis.prefix,
+      IDP_COOKIE_KEYS: randomBytes(32).toString('base64url'),
+      IDP_ENCRYPTION_KEY: encryptionKey.toString('base64'),
+      IDP_TLS_CERT_FILE: certificates.certFile,
+      IDP_TLS_KEY_FILE: certificates.keyFile,
+      IDP_DATA_DIR: certificates.dir,
+      LOG_LEVEL: 'info',
+    },
+    encryptionKey,
+    testDatabase,
+    testRedis,
+    certificates,
+    dispatcher,
+    async cleanup() {
+      await dispatcher.close();
+      await testRedis.cleanup();
+      await testDatabase.drop();
+    },
+  };
+}
+
 export interface TestIdp {
+  /** The issuer, shared by every node of a setup. */
   issuer: string;
+  /** This node's own address, which differs from the issuer for a second node. */
+  url: string;
   port: number;
   config: Config;
   certificates: TestCertificates;
@@ -35,6 +97,7 @@ export interface TestIdp {
   database: Database;
   testDatabase: TestDatabase;
   testRedis: TestRedis;
+  setup: TestSetup;
   accounts: AccountStore;
   clients: ClientStore;
   /** Every log line the server wrote, parsed. */
@@ -50,35 +113,12 @@ export interface TestIdpOptions {
   env?: Record<string, string>;
   /** Another certificate authority the test clients trust, such as a TLS proxy's. */
   extraCa?: string;
+  /** Another node's setup to share: same database, Redis prefix, issuer and secrets. */
+  setup?: TestSetup;
 }
 
-/**
- * Starts a real idp over https on 127.0.0.1 with a database, Redis key prefix and certificate
- * authority of its own, and returns handles to inspect it.
- */
-export async function startTestIdp(options: TestIdpOptions = {}): Promise<TestIdp> {
-  const [testDatabase, testRedis, certificates, port] = await Promise.all([
-    createTestDatabase(),
-    connectTestRedis(),
-    createTestCertificates(options.keyType ?? 'ec'),
-    freePort(),
-  ]);
-  const encryptionKey = randomBytes(32);
-  const env: Record<string, string> = {
-    IDP_ISSUER: `https://localhost:${port}`,
-    IDP_PORT: String(port),
-    IDP_HOST: '127.0.0.1',
-    DATABASE_URL: testDatabase.url,
-    REDIS_URL: TEST_REDIS_URL,
-    IDP_COOKIE_KEYS: randomBytes(32).toString('base64url'),
-    IDP_ENCRYPTION_KEY: encryptionKey.toString('base64'),
-    IDP_TLS_CERT_FILE: certificates.certFile,
-    IDP_TLS_KEY_FILE: certificates.keyFile,
-    IDP_DATA_DIR: certificates.dir,
-    LOG_LEVEL: 'info',
-    ...options.env,
-  };
-  const config = loadConfig(env);
+/** Collects a logger's JSON lines, parsed and raw. */
+export function captureLogs(level: string) {
   let raw = '';
   const logs: Record<string, unknown>[] = [];
   const sink = new Writable({
@@ -91,40 +131,56 @@ export async function startTestIdp(options: TestIdpOptions = {}): Promise<TestId
       done();
     },
   });
-  const logger = createLogger(config.logLevel, sink);
+
+  return { logger: createLogger(level, sink), logs, rawLog: () => raw };
+}
+
+/**
+ * Starts a real idp over https on 127.0.0.1 with a database, Redis key prefix and certificate
+ * authority of its own (or those of `options.setup`), and returns handles to inspect it.
+ */
+export async function startTestIdp(options: TestIdpOptions = {}): Promise<TestIdp> {
+  const owned = options.setup === undefined;
+  const setup =
+    options.setup ??
+    (await createTestSetup({ keyType: options.keyType, extraCa: options.extraCa }));
+  const ownPort = owned ? Number(setup.env['IDP_PORT']) : await freePort();
+  const env: Record<string, string> = { ...setup.env, IDP_PORT: String(ownPort), ...options.env };
+  const port = Number(env['IDP_PORT']);
+  const config = loadConfig(env);
+  const { logger, logs, rawLog } = captureLogs(config.logLevel);
   let server: RunningServer;
   try {
-    server = await startServer(config, logger, { redisPrefix: testRedis.prefix });
+    server = await startServer(config, logger);
   } catch (error) {
-    await testRedis.cleanup();
-    await testDatabase.drop();
+    if (owned) await setup.cleanup();
     throw error;
   }
-  const database = await openDatabase({ databaseUrl: testDatabase.url, dataDir: certificates.dir });
-  const dispatcher = new Agent({
-    connect: { ca: [certificates.caCert, ...(options.extraCa ? [options.extraCa] : [])] },
+  const database = await openDatabase({
+    databaseUrl: setup.testDatabase.url,
+    dataDir: setup.certificates.dir,
   });
 
   return {
     issuer: env['IDP_ISSUER'] as string,
+    url: `https://localhost:${port}`,
     port,
     config,
-    certificates,
-    dispatcher,
+    certificates: setup.certificates,
+    dispatcher: setup.dispatcher,
     database,
-    testDatabase,
-    testRedis,
+    testDatabase: setup.testDatabase,
+    testRedis: setup.testRedis,
+    setup,
     accounts: new AccountStore(database),
-    clients: new ClientStore(database, new Encryptor([encryptionKey])),
+    clients: new ClientStore(database, new Encryptor([setup.encryptionKey])),
     logs,
-    rawLog: () => raw,
+    rawLog,
     server,
     async close() {
       await server.close();
-      await dispatcher.close();
       await database.close();
-      await testRedis.cleanup();
-      await testDatabase.drop();
+      if (owned) await setup.cleanup();
     },
   };
 }
