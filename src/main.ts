@@ -5,7 +5,7 @@ import {
   type ServerResponse,
 } from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import type { JWK } from 'jose';
 import type { FindAccount } from 'oidc-provider';
 import type { Config } from './config.ts';
@@ -91,6 +91,36 @@ function guardFindAccount(findAccount: FindAccount): FindAccount {
 }
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => void;
+
+/**
+ * Counts requests in flight and keeps every TCP connection, including those still in the TLS
+ * handshake, which node's own closeIdleConnections does not see.
+ */
+function trackConnections(server: Server | HttpsServer) {
+  const sockets = new Set<Socket>();
+  let inFlight = 0;
+  const waiters: (() => void)[] = [];
+  server.on('connection', (socket: Socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+  });
+  server.on('request', (_req: IncomingMessage, res: ServerResponse) => {
+    inFlight++;
+    res.once('close', () => {
+      inFlight--;
+      if (inFlight === 0) for (const wake of waiters.splice(0)) wake();
+    });
+  });
+
+  return {
+    /** Resolves once no request is in flight. */
+    idle: () =>
+      new Promise<void>((resolve) => (inFlight === 0 ? resolve() : waiters.push(resolve))),
+    destroyAll() {
+      for (const socket of sockets) socket.destroy();
+    },
+  };
+}
 
 /**
  * Starts idp: opens the database and Redis, applies migrations, makes sure signing keys exist, and
@@ -181,6 +211,7 @@ export async function startServer(
     }
     server.headersTimeout = 20_000;
     server.requestTimeout = 30_000;
+    const connections = trackConnections(server);
     const listen = (target: Server | HttpsServer, port: number) =>
       new Promise<number>((resolve, reject) => {
         target.once('error', reject);
@@ -232,13 +263,13 @@ export async function startServer(
         closing ??= (async () => {
           draining = true;
           const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-          // Keep-alive connections that finished their request are closed as they become idle.
-          const sweep = setInterval(() => server.closeIdleConnections(), 100);
-          server.closeIdleConnections();
           metricsServer?.close();
           metricsServer?.closeAllConnections();
+          await connections.idle();
+          // Nothing is in flight: what is left are idle keep-alive connections and connections
+          // that never sent a request.
+          connections.destroyAll();
           await closed;
-          clearInterval(sweep);
           await stopKeys.stop();
           await shared?.stop();
           await services.close();
@@ -246,9 +277,7 @@ export async function startServer(
 
         return closing;
       },
-      destroyConnections() {
-        server.closeAllConnections();
-      },
+      destroyConnections: () => connections.destroyAll(),
     };
   } catch (error) {
     await keyring?.stop();

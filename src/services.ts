@@ -102,15 +102,20 @@ export async function openServices(
     redisPrefix = effectiveRedisPrefix(target, config.redisPrefix);
     const client = createRedisClient(target);
     redis = client;
-    // Until the first connection succeeds, a failure stops start-up instead.
-    client.on('error', () => {});
+    // Until the first connection succeeds, a failure stops start-up instead. ioredis gives
+    // connect() only "Connection is closed" and the socket's error to this listener.
+    let firstError: unknown;
+    const onFirstError = (error: unknown) => (firstError ??= error);
+    client.on('error', onFirstError);
     try {
       await client.connect();
     } catch (error) {
       client.disconnect();
       await rawDatabase.close();
-      throw new Error(`cannot connect to Redis: ${describeError(error)}`, { cause: error });
+      const reason = describeError(firstError ?? error);
+      throw new Error(`cannot connect to Redis: ${reason}`, { cause: error });
     }
+    client.off('error', onFirstError);
     client.on('error', (error: Error) => {
       if (!closing) monitor.markDown('redis', error);
     });

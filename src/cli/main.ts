@@ -41,7 +41,6 @@ async function serve(): Promise<void> {
   const stop = (signal: string) => {
     if (stopping) return;
     stopping = true;
-    logger.info({ signal }, 'stopping: no new connections; finishing requests in flight');
     const seconds = config.shutdownTimeoutSeconds;
     const deadline = setTimeout(() => {
       logger.error(`requests in flight did not finish within ${seconds} s; cutting them`);
@@ -49,7 +48,10 @@ async function serve(): Promise<void> {
       process.exit(1);
     }, seconds * 1000);
     deadline.unref();
-    running.close().then(
+    // close() stops listening before it returns, so the line below is true when it is read.
+    const closed = running.close();
+    logger.info({ signal }, 'stopping: no new connections; finishing requests in flight');
+    closed.then(
       () => {
         logger.info('stopped');
         process.exit(0);
@@ -144,7 +146,8 @@ export async function run(argv: string[]): Promise<void> {
       return;
     }
     if (error instanceof ConfigError) {
-      process.stderr.write(`idp: ${error.message}\n`);
+      // One line per problem, each complete on its own.
+      for (const problem of error.problems) process.stderr.write(`idp: ${problem}\n`);
     } else if (error instanceof AppError) {
       process.stderr.write(`idp: ${error.message}\n`);
     } else {

@@ -98,6 +98,7 @@ export function configureApp(deps: AppDeps): Provider {
     // While shutting down, a keep-alive connection closes after its response.
     if (deps.isDraining()) ctx.set('connection', 'close');
     await next();
+    if (deps.isDraining() && !ctx.headerSent) ctx.set('connection', 'close');
     if (ctx.status === 503) ctx.set('retry-after', '30');
   });
   provider.use(securityHeaders());

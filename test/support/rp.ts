@@ -3,16 +3,27 @@ import { fetch } from 'undici';
 import type { TestBrowser } from './browser.ts';
 import type { TestIdp } from './idp.ts';
 
-/** Discovers the test idp with openid-client, trusting the test authority through undici. */
+/**
+ * Discovers the test idp with openid-client, trusting the test authority through undici. Requests
+ * to the issuer go to this node's own address, as a load balancer would send them there;
+ * `onRequest` sees each URL requested. With `verifySignatures`, openid-client also checks the
+ * signature of ID tokens from the token endpoint against the JWKS, which it otherwise skips
+ * because TLS already authenticates that response.
+ */
 export async function discoverRp(
   idp: TestIdp,
   clientId: string,
   clientSecret?: string,
+  options: { onRequest?: (url: URL) => void; verifySignatures?: boolean } = {},
 ): Promise<client.Configuration> {
-  const customFetch = ((url: string, options: Record<string, unknown>) =>
-    fetch(url, { ...options, dispatcher: idp.dispatcher } as Parameters<
-      typeof fetch
-    >[1])) as unknown as client.CustomFetch;
+  const customFetch = ((url: string, init: Record<string, unknown>) => {
+    const target = new URL(
+      url.startsWith(idp.issuer) ? idp.url + url.slice(idp.issuer.length) : url,
+    );
+    options.onRequest?.(target);
+
+    return fetch(target, { ...init, dispatcher: idp.dispatcher } as Parameters<typeof fetch>[1]);
+  }) as unknown as client.CustomFetch;
   const config = await client.discovery(
     new URL(idp.issuer),
     clientId,
@@ -21,6 +32,7 @@ export async function discoverRp(
     { [client.customFetch]: customFetch },
   );
   config[client.customFetch] = customFetch;
+  if (options.verifySignatures) client.enableNonRepudiationChecks(config);
 
   return config;
 }

@@ -1,11 +1,13 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { createCertificate } from '../../src/server/certificates.ts';
+import { createCertificate, type PemPair } from '../../src/server/certificates.ts';
 
 export interface TestCertificates {
   dir: string;
   caCert: string;
+  /** The authority's certificate and key, to sign more server certificates. */
+  ca: PemPair;
   certFile: string;
   keyFile: string;
 }
@@ -35,5 +37,5 @@ export async function createTestCertificates(
   writeFileSync(certFile, server.cert + ca.cert);
   writeFileSync(keyFile, server.key, { mode: 0o600 });
 
-  return { dir, caCert: ca.cert, certFile, keyFile };
+  return { dir, caCert: ca.cert, ca, certFile, keyFile };
 }
