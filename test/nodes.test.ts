@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { createLocalJWKSet, decodeProtectedHeader, type JSONWebKeySet, jwtVerify } from 'jose';
 import * as client from 'openid-client';
 import { fetch } from 'undici';
@@ -14,6 +13,7 @@ import {
   type TestIdp,
   type TestSetup,
 } from './support/idp.ts';
+import { eventually } from './support/wait.ts';
 import { runIdp } from './support/process.ts';
 import { discoverRp, signInWithPassword, startAuthorization } from './support/rp.ts';
 
@@ -30,15 +30,6 @@ const kidOf = (token: string) => decodeProtectedHeader(token).kid;
 
 /** Moves a URL of the issuer to one node, as a load balancer would. */
 const via = (node: TestIdp, url: URL | string) => String(url).replace(node.issuer, node.url);
-
-async function eventually(what: string, check: () => Promise<boolean>, timeoutMs = 15_000) {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await check()) return;
-    await sleep(100);
-  }
-  assert.fail(`timed out waiting for ${what}`);
-}
 
 describe('two nodes sharing Postgres and Redis', () => {
   let setup: TestSetup;

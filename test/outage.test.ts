@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import * as client from 'openid-client';
 import { fetch } from 'undici';
 import { alertText, TestBrowser } from './support/browser.ts';
@@ -14,18 +13,9 @@ import {
   type TestIdp,
   type TestSetup,
 } from './support/idp.ts';
+import { eventually } from './support/wait.ts';
 import { type OwnRedis, startOwnRedis } from './support/redis-server.ts';
 import { discoverRp, signInAndExchange, startAuthorization } from './support/rp.ts';
-
-/** Polls until `check` returns true, failing after `timeoutMs`. */
-async function eventually(what: string, check: () => Promise<boolean>, timeoutMs = 15_000) {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await check()) return;
-    await sleep(100);
-  }
-  assert.fail(`timed out waiting for ${what}`);
-}
 
 const messages = (idp: TestIdp) => idp.logs.map((line) => String(line['msg']));
 

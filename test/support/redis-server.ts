@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -45,12 +45,18 @@ async function waitForPing(port: number, child: ChildProcess, output: () => stri
 }
 
 /**
- * Starts `redis-server` with the given extra arguments. Fails loudly when the binary is missing:
- * the tests that need it never skip.
+ * Starts `redis-server` with the given extra arguments; `configFile` makes a file in the server's
+ * folder, written by `config(dir, port)`, its first argument (Sentinel needs one it can rewrite).
+ * Fails loudly when the binary is missing: the tests that need it never skip.
  */
-export async function startOwnRedis(extraArgs: string[] = []): Promise<OwnRedis> {
+export async function startOwnRedis(
+  extraArgs: string[] = [],
+  configFile?: (dir: string, port: number) => string,
+): Promise<OwnRedis> {
   const port = await freePort();
   const dir = mkdtempSync(path.join(tmpdir(), 'idp-redis-'));
+  const config = configFile ? path.join(dir, 'redis.conf') : undefined;
+  if (config && configFile) writeFileSync(config, configFile(dir, port));
   let child: ChildProcess | undefined;
   let output = '';
 
@@ -59,6 +65,7 @@ export async function startOwnRedis(extraArgs: string[] = []): Promise<OwnRedis>
     child = spawn(
       'redis-server',
       [
+        ...(config ? [config] : []),
         '--port',
         String(port),
         '--bind',
