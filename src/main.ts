@@ -39,7 +39,7 @@ export interface RunningServer {
   /** Reads the signing keys from Postgres now instead of at the next scheduled reload. */
   reloadKeys(): Promise<void>;
   /**
-   * Stops accepting connections, lets in-flight requests finish (answering them with
+   * Stops accepting connections, lets in-flight requests finish (their responses carry
    * `Connection: close`), then closes the pools. Resolves when everything is closed.
    */
   close(): Promise<void>;
@@ -61,7 +61,7 @@ async function certificateFiles(config: Config, logger: Logger) {
 
 const READY_TIMEOUT_MS = 2000;
 
-/** Asks Postgres and Redis to answer within a short time; names the ones that do not. */
+/** Checks that Postgres and Redis respond within a short time, naming those that do not. */
 async function checkDependencies(services: Services): Promise<Readiness> {
   const within = (work: Promise<unknown>) =>
     Promise.race([
@@ -73,12 +73,12 @@ async function checkDependencies(services: Services): Promise<Readiness> {
     services.redis ? within(services.redis.ping()) : Promise.resolve(undefined),
   ]);
   if (redis === true) services.monitor.markUp('redis');
-  if (redis === false) services.monitor.markDown('redis', new Error('no answer to PING'));
+  if (redis === false) services.monitor.markDown('redis', new Error('PING timed out or failed'));
 
   return { database, ...(redis === undefined ? {} : { redis }) };
 }
 
-/** findAccount that answers temporarily_unavailable while Postgres is away. */
+/** Wraps findAccount so that a Postgres outage becomes temporarily_unavailable. */
 function guardFindAccount(findAccount: FindAccount): FindAccount {
   return async (...args) => {
     try {
@@ -152,8 +152,8 @@ export async function startServer(
     const findAccount = guardFindAccount(createFindAccount(services.accounts));
     let draining = false;
 
-    // oidc-provider takes its keys when it is built, so a key change builds a new one behind the
-    // same request handler; requests already running finish on the one they started with.
+    // oidc-provider takes its keys only when it is built, so a key change builds a new provider
+    // behind the same request handler. Requests already running finish on their provider.
     const build = (signingKeys: JWK[]): Handler => {
       const provider = createProvider({
         issuer: config.issuer,

@@ -140,7 +140,7 @@ function describeOutage(label: 'Redis' | 'Postgres', open: () => Promise<Outage>
 
       assert.deepEqual(
         problems(idp, logMark).map((line) => line['msg']),
-        [`${label} is unavailable: requests that need it get 503 until it answers again`],
+        [`${label} is unavailable: requests that need it get 503 until it is reachable again`],
         'exactly one warning or error for the whole outage',
       );
 
@@ -148,7 +148,7 @@ function describeOutage(label: 'Redis' | 'Postgres', open: () => Promise<Outage>
       await eventually(`readiness after ${label} is back`, async () => {
         return (await readiness(idp)).status === 200;
       });
-      assert.equal(messages(idp).filter((msg) => msg === `${label} answers again`).length, 1);
+      assert.equal(messages(idp).filter((msg) => msg === `${label} is available again`).length, 1);
       const refreshed = await client.refreshTokenGrant(rp, tokens.refresh_token!);
       assert.ok(refreshed.access_token, 'the refresh token works again without a restart');
     });

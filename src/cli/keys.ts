@@ -9,8 +9,8 @@ import { printJson, printTable } from './io.ts';
 import type { WithServices } from './main.ts';
 
 /**
- * Tells running nodes to reload their keys now. Without Redis, or when it does not answer, they
- * still pick the change up on their next timed reload.
+ * Notifies running nodes to reload their keys now. Without Redis, or when Redis is unreachable,
+ * they still pick the change up at their next timed reload.
  */
 async function announce(config: Config): Promise<void> {
   const later = `running nodes pick the change up within ${KEY_RELOAD_SECONDS} s`;

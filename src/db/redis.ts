@@ -5,7 +5,7 @@ interface HostPort {
   port: number;
 }
 
-/** Where REDIS_URL points: one server, a Sentinel group watching a primary, or a Cluster. */
+/** Target of REDIS_URL: one server, a Sentinel group watching a primary, or a Cluster. */
 export type RedisTarget =
   | { kind: 'single'; url: string }
   | {
@@ -34,9 +34,9 @@ function parseHosts(list: string, defaultPort: number): HostPort[] {
 }
 
 /**
- * Reads REDIS_URL. `redis://` and `rediss://` go to ioredis as they are; `redis+sentinel://` and
- * `redis+cluster://` list several `host:port` separated by commas, which URL parsers refuse, so
- * they are split here. Throws with a message that says what is wrong.
+ * Parses REDIS_URL. `redis://` and `rediss://` go to ioredis unchanged. `redis+sentinel://` and
+ * `redis+cluster://` list several `host:port` separated by commas, which URL parsers reject, so
+ * this function splits them. Throws an error whose message names the problem.
  */
 export function parseRedisUrl(text: string): RedisTarget {
   const scheme = /^([a-z+]+):\/\//.exec(text)?.[1];
@@ -142,8 +142,9 @@ export function createRedisClient(target: RedisTarget): RedisClient {
 }
 
 /**
- * A second connection for pub/sub. It queues while Redis is away and subscribes again on its own
- * after a reconnect, because a notice it misses is only a delay: nodes also reload on a timer.
+ * Creates a second connection for pub/sub. It queues commands while Redis is unreachable and
+ * subscribes again after a reconnect. A missed notice only delays a reload, because nodes also
+ * reload on a timer.
  */
 export function createSubscriber(client: RedisClient): RedisClient {
   const options = {

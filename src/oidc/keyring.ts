@@ -6,13 +6,13 @@ import type { Encryptor } from '../security/encryption.ts';
 import { isUnavailableError } from '../server/outages.ts';
 import { advanceSigningKeys, loadSigningKeys } from './keys.ts';
 
-/** Longest time a node goes without reading the signing keys from Postgres. */
+/** Maximum time between two reloads of the signing keys from Postgres, in seconds. */
 export const KEY_RELOAD_SECONDS = 60;
 
-/** Redis channel on which `idp keys rotate` tells every node to reload at once. */
+/** Returns the Redis channel on which `idp keys rotate` notifies every node to reload. */
 export const keysChannel = (prefix: string) => `${prefix}signing-keys`;
 
-/** Tells running nodes that the signing keys changed. */
+/** Notifies running nodes that the signing keys changed. */
 export async function announceKeyChange(redis: RedisClient, prefix: string): Promise<void> {
   await redis.publish(keysChannel(prefix), 'changed');
 }

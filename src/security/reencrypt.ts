@@ -3,7 +3,7 @@ import { secretContext } from '../oidc/clients.ts';
 import { signingKeyContext } from '../oidc/keys.ts';
 import { Encryptor } from './encryption.ts';
 
-/** A column that holds values encrypted with IDP_ENCRYPTION_KEY. */
+/** A column that contains values encrypted with IDP_ENCRYPTION_KEY. */
 interface EncryptedColumn {
   what: string;
   table: string;

@@ -103,7 +103,7 @@ export function createMetrics(sources: {
 
 /**
  * Times each request by route pattern: oidc-provider's route or the router's pattern, never the
- * raw path, which holds ids and would make the label set unbounded.
+ * raw path, which contains ids and would make the label set unbounded.
  */
 export function requestTiming(metrics: Metrics) {
   return async (ctx: Context, next: Next): Promise<void> => {
@@ -127,14 +127,14 @@ export function countProviderEvents(provider: Provider, metrics: Metrics): void 
   });
 }
 
-/** Answers GET /metrics with the registry's text format. */
+/** Responds to GET /metrics with the registry's text format. */
 export async function renderMetrics(ctx: Context, metrics: Metrics): Promise<void> {
   ctx.set('cache-control', 'no-store');
   ctx.type = metrics.registry.contentType;
   ctx.body = await metrics.registry.metrics();
 }
 
-/** A plain HTTP server that only answers /metrics, for IDP_METRICS_PORT. */
+/** Creates a plain HTTP server that serves only /metrics, for IDP_METRICS_PORT. */
 export function createMetricsServer(metrics: Metrics): Server {
   return createServer((req, res) => {
     if (req.method !== 'GET' || req.url?.split('?')[0] !== '/metrics') {

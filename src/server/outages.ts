@@ -7,14 +7,14 @@ export type Dependency = 'database' | 'redis';
 
 const LABEL: Record<Dependency, string> = { database: 'Postgres', redis: 'Redis' };
 
-/** What a person sees while a dependency is away. */
+/** Message of the 503 page shown while a dependency is unreachable. */
 export const UNAVAILABLE_MESSAGE =
   'Sign-in is unavailable for a moment because the service cannot reach its storage. Please try again in a few minutes.';
 
 /**
- * Tracks whether Postgres and Redis answer, from the outcome of real operations and connection
- * events, and logs each change of state once: one line when a dependency goes away, one when it
- * is back, however many requests fail in between.
+ * Tracks whether Postgres and Redis are reachable, from the outcome of real operations and
+ * connection events. It logs each change of state once: one line when a dependency becomes
+ * unreachable and one when it is back, however many requests fail in between.
  */
 export class DependencyMonitor {
   readonly #logger: Logger;
@@ -33,7 +33,7 @@ export class DependencyMonitor {
     this.#down.set(dependency, Date.now());
     this.#logger.error(
       { dependency, reason: describeError(error) },
-      `${LABEL[dependency]} is unavailable: requests that need it get 503 until it answers again`,
+      `${LABEL[dependency]} is unavailable: requests that need it get 503 until it is reachable again`,
     );
   }
 
@@ -43,12 +43,12 @@ export class DependencyMonitor {
     this.#down.delete(dependency);
     this.#logger.info(
       { dependency, downSeconds: Math.round((Date.now() - since) / 100) / 10 },
-      `${LABEL[dependency]} answers again`,
+      `${LABEL[dependency]} is available again`,
     );
   }
 }
 
-/** A one-line description of an error, including the parts of an AggregateError. */
+/** Describes an error in one line, including the parts of an AggregateError. */
 export function describeError(error: unknown): string {
   if (error instanceof AggregateError && error.errors.length > 0) {
     return [...new Set(error.errors.map(describeError))].join('; ');
@@ -82,8 +82,8 @@ function hasNetworkCode(error: unknown): boolean {
 }
 
 /**
- * True when a Postgres error means the server cannot be reached or is not accepting work, rather
- * than a problem with the query: SQLSTATE class 08 (connection), 57P01-57P03 (shutting down or
+ * Returns true when a Postgres error means the server is unreachable or not accepting work, not
+ * that the query is wrong. That is SQLSTATE class 08 (connection), 57P01-57P03 (shutting down or
  * starting), 53300 (too many connections), or a socket error from node-postgres.
  */
 export function isDatabaseOutage(error: unknown): boolean {
@@ -99,8 +99,8 @@ export function isDatabaseOutage(error: unknown): boolean {
 }
 
 /**
- * True when a Redis error means Redis is away: a closed or unwritable connection, a timeout, or a
- * reply that says the server cannot serve now (loading, failing over, cluster down).
+ * Returns true when a Redis error means Redis is unreachable: a closed or unwritable connection,
+ * a timeout, or an error reply for a server that cannot serve now (loading, failover, cluster down).
  */
 export function isRedisOutage(error: unknown): boolean {
   if (hasNetworkCode(error)) return true;
@@ -111,15 +111,15 @@ export function isRedisOutage(error: unknown): boolean {
   );
 }
 
-/** The error idp's own pages throw while a dependency is away: 503 with a plain message. */
+/** Creates the error idp's own pages throw while a dependency is unreachable: 503, plain words. */
 export function unavailableError(cause: unknown): AppError {
   return new AppError('unavailable', UNAVAILABLE_MESSAGE, { cause });
 }
 
 /**
- * The error handed to oidc-provider while a dependency is away: it answers the OAuth error
- * `temporarily_unavailable` with status 503, as JSON to apps and as a page to browsers, and
- * redirects it to the app from the authorization endpoint.
+ * Creates the error handed to oidc-provider while a dependency is unreachable. oidc-provider
+ * responds with the OAuth error `temporarily_unavailable` and status 503, as JSON to apps and as a
+ * page to browsers, or redirects it to the app from the authorization endpoint.
  */
 export function temporarilyUnavailable(): InstanceType<typeof errors.TemporarilyUnavailable> {
   const error = new errors.TemporarilyUnavailable(
@@ -131,7 +131,7 @@ export function temporarilyUnavailable(): InstanceType<typeof errors.Temporarily
   return error;
 }
 
-/** True for the errors above, from either side. */
+/** Returns true for the errors of unavailableError and temporarilyUnavailable. */
 export function isUnavailableError(error: unknown): boolean {
   return (
     (error instanceof AppError && error.code === 'unavailable') ||
