@@ -7,7 +7,8 @@ import { X509Certificate } from 'node:crypto';
 import { fetch } from 'undici';
 import { createCertificate } from '../src/server/certificates.ts';
 import { createTestSetup, freePort, type TestSetup } from './support/idp.ts';
-import { type IdpProcess, runIdp, startIdpProcess } from './support/process.ts';
+import { runIdp } from './support/cli.ts';
+import { type IdpProcess, startIdpProcess } from './support/process.ts';
 
 interface RawResponse {
   status: number;
@@ -183,17 +184,17 @@ describe('idp serve as a process', () => {
       [
         'http issuer',
         { ...setup.env, IDP_ISSUER: `http://localhost:${unused}` },
-        /^idp: IDP_ISSUER must be an https URL outside embedded mode/,
+        /^ {2}IDP_ISSUER must be an https URL outside embedded mode/,
       ],
       [
         'missing secret',
         without('IDP_COOKIE_KEYS'),
-        /^idp: IDP_COOKIE_KEYS is required when DATABASE_URL is set/,
+        /^ {2}IDP_COOKIE_KEYS is required when DATABASE_URL is set/,
       ],
       [
         'missing certificate',
         without('IDP_TLS_CERT_FILE', 'IDP_TLS_KEY_FILE'),
-        /^idp: IDP_TLS_CERT_FILE and IDP_TLS_KEY_FILE are required when DATABASE_URL is set, unless IDP_TRUST_PROXY/,
+        /^ {2}IDP_TLS_CERT_FILE and IDP_TLS_KEY_FILE are required when DATABASE_URL is set, unless IDP_TRUST_PROXY/,
       ],
       [
         'unreachable database',
@@ -209,12 +210,16 @@ describe('idp serve as a process', () => {
       ],
     ];
     const results = await Promise.all(
-      cases.map(([, env]) => runIdp(['serve'], { ...env, IDP_PORT: String(unused) })),
+      cases.map(([, env]) => runIdp({ ...env, IDP_PORT: String(unused) }, ['serve'])),
     );
     for (const [index, [name, , expected]] of cases.entries()) {
       const result = results[index]!;
       assert.equal(result.code, 1, name);
-      const lines = result.stderr.trimEnd().split('\n');
+      // A configuration problem comes under one heading line; any other failure is one line.
+      const lines = result.stderr
+        .trimEnd()
+        .split('\n')
+        .filter((line) => line !== 'idp: invalid configuration:');
       assert.equal(lines.length, 1, `${name}: ${result.stderr}`);
       assert.match(lines[0]!, expected, name);
       assert.ok(!result.stderr.includes('    at '), `${name}: no stack trace`);

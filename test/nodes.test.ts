@@ -14,7 +14,7 @@ import {
   type TestSetup,
 } from './support/idp.ts';
 import { eventually } from './support/wait.ts';
-import { runIdp } from './support/process.ts';
+import { runIdp } from './support/cli.ts';
 import { discoverRp, signInWithPassword, startAuthorization } from './support/rp.ts';
 
 type Rp = client.Configuration;
@@ -141,7 +141,7 @@ describe('two nodes sharing Postgres and Redis', () => {
     const before = await signIn(new TestBrowser(first.dispatcher), rpSecond);
     const oldKid = kidOf(before.id_token!);
 
-    const rotated = await runIdp(['keys', 'rotate'], env);
+    const rotated = await runIdp(env, ['keys', 'rotate']);
     assert.equal(rotated.code, 0, rotated.stderr);
     const nextKid = /RS256 key (\S+) is published and signs from/.exec(rotated.stdout)?.[1];
     assert.ok(nextKid, rotated.stdout);
@@ -173,7 +173,7 @@ describe('two nodes sharing Postgres and Redis', () => {
       });
       assert.equal(payload.sub, before.claims()!.sub, 'the retired key still verifies');
     }
-    const listed = await runIdp(['keys', 'list', '--json'], env);
+    const listed = await runIdp(env, ['keys', 'list', '--json']);
     const states = Object.fromEntries(
       listed.stdout
         .trim()
@@ -186,7 +186,7 @@ describe('two nodes sharing Postgres and Redis', () => {
 
     // --activate signs at once: an app with a JWKS fetched in the last minute rejects the new
     // key until it fetches again, which is why the delay is the normal way.
-    const activated = await runIdp(['keys', 'rotate', '--activate'], env);
+    const activated = await runIdp(env, ['keys', 'rotate', '--activate']);
     assert.equal(activated.code, 0, activated.stderr);
     const urgentKid = /RS256 key (\S+) signs from now/.exec(activated.stdout)?.[1];
     assert.ok(urgentKid, activated.stdout);

@@ -25,7 +25,8 @@ import {
   type TestIdp,
 } from './support/idp.ts';
 import { createTestDatabase, type TestDatabase } from './support/postgres.ts';
-import { REPO_ROOT, runIdp } from './support/process.ts';
+import { runIdp } from './support/cli.ts';
+import { REPO_ROOT } from './support/process.ts';
 import { discoverRp, signInAndExchange, startAuthorization } from './support/rp.ts';
 import * as client from 'openid-client';
 
@@ -132,9 +133,9 @@ describe('metrics and health endpoints', () => {
 
   it('idp healthcheck exits 0 for a live server and 1 otherwise', async () => {
     const env = { ...idp.setup.env, IDP_PORT: String(idp.port) };
-    const live = await runIdp(['healthcheck'], env);
+    const live = await runIdp(env, ['healthcheck']);
     assert.equal(live.code, 0, live.stderr);
-    const dead = await runIdp(['healthcheck'], { ...env, IDP_PORT: String(await freePort()) });
+    const dead = await runIdp({ ...env, IDP_PORT: String(await freePort()) }, ['healthcheck']);
     assert.equal(dead.code, 1);
     assert.match(dead.stderr, /^idp: connect ECONNREFUSED 127\.0\.0\.1:\d+\n$/);
   });
@@ -211,14 +212,17 @@ describe('idp keys reencrypt', () => {
         clientSecret: 'a'.repeat(40),
       });
       const both = `${newKey.toString('base64')},${oldKey.toString('base64')}`;
-      const result = await runIdp(['keys', 'reencrypt'], {
-        ...setup.env,
-        IDP_ENCRYPTION_KEY: both,
-      });
+      const result = await runIdp(
+        {
+          ...setup.env,
+          IDP_ENCRYPTION_KEY: both,
+        },
+        ['keys', 'reencrypt'],
+      );
       assert.equal(result.code, 0, result.stderr);
       assert.match(result.stdout, /signing keys: 2 of 2 re-encrypted/);
       assert.match(result.stdout, /client secrets: 1 of 1 re-encrypted/);
-      const again = await runIdp(['keys', 'reencrypt'], { ...setup.env, IDP_ENCRYPTION_KEY: both });
+      const again = await runIdp({ ...setup.env, IDP_ENCRYPTION_KEY: both }, ['keys', 'reencrypt']);
       assert.match(again.stdout, /signing keys: 0 of 2 re-encrypted/);
 
       const onlyNew = new Encryptor([newKey]);

@@ -7,7 +7,7 @@ import * as client from 'openid-client';
 import { fetch } from 'undici';
 import { TestBrowser } from './support/browser.ts';
 import { createTestClient, startTestIdp, TEST_PASSWORD, type TestIdp } from './support/idp.ts';
-import { runIdp } from './support/process.ts';
+import { runIdp } from './support/cli.ts';
 import { type OwnRedis, startOwnRedis } from './support/redis-server.ts';
 import { discoverRp, signInAndExchange, startAuthorization } from './support/rp.ts';
 import { eventually } from './support/wait.ts';
@@ -132,7 +132,7 @@ describe('REDIS_URL with Cluster', () => {
 
   it('a key rotation notice reaches the node through the cluster', async () => {
     const env = { ...idp.setup.env, REDIS_URL: idp.config.redisUrl! };
-    const rotated = await runIdp(['keys', 'rotate'], env);
+    const rotated = await runIdp(env, ['keys', 'rotate']);
     assert.equal(rotated.code, 0, rotated.stderr);
     assert.match(rotated.stdout, /running nodes were told to reload their keys/);
     const kid = /RS256 key (\S+) is published/.exec(rotated.stdout)?.[1];

@@ -72,7 +72,7 @@ async function serve(): Promise<void> {
  * certificate, made for the public name and not for 127.0.0.1, is not verified.
  */
 async function healthcheck(): Promise<void> {
-  const config = loadConfig();
+  const config = loadConfig(process.env, 'command');
   const host = ['0.0.0.0', '::', ''].includes(config.host) ? '127.0.0.1' : config.host;
   const plain = config.trustProxy !== false && !config.tls;
   const send = plain ? httpRequest : httpsRequest;
@@ -146,8 +146,7 @@ export async function run(argv: string[]): Promise<void> {
       return;
     }
     if (error instanceof ConfigError) {
-      // One line per problem, each complete on its own.
-      for (const problem of error.problems) process.stderr.write(`idp: ${problem}\n`);
+      process.stderr.write(`idp: ${error.message}\n`);
     } else if (error instanceof AppError) {
       process.stderr.write(`idp: ${error.message}\n`);
     } else {

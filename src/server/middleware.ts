@@ -5,9 +5,6 @@ import type { Logger } from '../logger.ts';
 import { renderPage } from '../views/render.ts';
 import { isUnavailableError, UNAVAILABLE_MESSAGE } from './outages.ts';
 
-// Probes hit these every few seconds; their lines are kept at debug level.
-const PROBE_PATHS = new Set(['/healthz', '/readyz', '/metrics']);
-
 const REQUEST_ID_PATTERN = /^[A-Za-z0-9._-]{8,128}$/;
 
 /**
@@ -27,8 +24,7 @@ export function requestLogging(logger: Logger) {
     } finally {
       const durationMs = Math.round((performance.now() - started) * 10) / 10;
       const status = ctx.respond === false ? ctx.res.statusCode : ctx.status;
-      const level = PROBE_PATHS.has(ctx.path) && status < 400 ? 'debug' : 'info';
-      logger[level](
+      logger.info(
         { requestId, method: ctx.method, path: ctx.path, status, durationMs, ip: ctx.ip },
         'request',
       );

@@ -163,7 +163,8 @@ export async function startTestIdp(options: TestIdpOptions = {}): Promise<TestId
 
   return {
     issuer: env['IDP_ISSUER'] as string,
-    url: `https://localhost:${port}`,
+    // A node of its own is reached at the issuer, which may be a proxy in front of it.
+    url: owned ? (env['IDP_ISSUER'] as string) : `https://localhost:${port}`,
     port,
     config,
     certificates: setup.certificates,

@@ -1,39 +1,12 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
+import { IDP_BIN } from './cli.ts';
 
 export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const BIN = fileURLToPath(new URL('../../bin/idp.js', import.meta.url));
 
 /** The environment a child idp gets: the given variables and PATH, nothing of the test's own. */
 function childEnv(env: Record<string, string>): Record<string, string> {
   return { PATH: process.env['PATH'] ?? '/usr/bin:/bin', ...env };
-}
-
-export interface CommandResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs an `idp` command to its end, with `input` on standard input. */
-export async function runIdp(
-  args: string[],
-  env: Record<string, string>,
-  input = '',
-): Promise<CommandResult> {
-  const child = spawn(process.execPath, [BIN, ...args], {
-    env: childEnv(env),
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  child.stdin.end(input);
-  const [code] = (await once(child, 'close')) as [number | null];
-
-  return { code, stdout, stderr };
 }
 
 export interface IdpProcess {
@@ -58,7 +31,7 @@ export interface IdpProcess {
  */
 export async function startIdpProcess(
   env: Record<string, string>,
-  command: string[] = [process.execPath, BIN, 'serve'],
+  command: string[] = [process.execPath, IDP_BIN, 'serve'],
   cwd = REPO_ROOT,
 ): Promise<IdpProcess> {
   const [file, ...args] = command as [string, ...string[]];

@@ -16,10 +16,10 @@ export async function discoverRp(
   clientSecret?: string,
   options: { onRequest?: (url: URL) => void; verifySignatures?: boolean } = {},
 ): Promise<client.Configuration> {
+  // Some tests pass a partial TestIdp with only the issuer: then requests go to the issuer.
+  const node = (idp.url as string | undefined) ?? idp.issuer;
   const customFetch = ((url: string, init: Record<string, unknown>) => {
-    const target = new URL(
-      url.startsWith(idp.issuer) ? idp.url + url.slice(idp.issuer.length) : url,
-    );
+    const target = new URL(url.startsWith(idp.issuer) ? node + url.slice(idp.issuer.length) : url);
     options.onRequest?.(target);
 
     return fetch(target, { ...init, dispatcher: idp.dispatcher } as Parameters<typeof fetch>[1]);
