@@ -132,11 +132,15 @@ describe('Dockerfile', () => {
   let image: Image;
   let idp: IdpProcess | undefined;
 
-  before(async () => {
-    setup = await createTestSetup();
-    folder = mkdtempSync(path.join(tmpdir(), 'idp-image-'));
-    image = await buildOutsideDocker(path.join(REPO_ROOT, 'Dockerfile'), REPO_ROOT, folder);
-  });
+  before(
+    async () => {
+      setup = await createTestSetup();
+      folder = mkdtempSync(path.join(tmpdir(), 'idp-image-'));
+      image = await buildOutsideDocker(path.join(REPO_ROOT, 'Dockerfile'), REPO_ROOT, folder);
+      // The build runs npm ci, which takes minutes on a busy machine.
+    },
+    { timeout: 300_000 },
+  );
 
   after(async () => {
     idp?.kill();
@@ -144,7 +148,7 @@ describe('Dockerfile', () => {
     rmSync(folder, { recursive: true, force: true });
   });
 
-  it('its build and start commands run a server that is ready', async () => {
+  it('its build and start commands run a server that is ready', { timeout: 180_000 }, async () => {
     const final = image.stages.at(-1)!;
     const appDir = path.join(final.root, final.workdir);
     assert.equal(final.env['NODE_ENV'], 'production');
