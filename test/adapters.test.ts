@@ -3,16 +3,16 @@ import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
-import type { AdapterConstructor, AdapterPayload } from 'oidc-provider';
+import type { AdapterPayload } from 'oidc-provider';
 import { createMemoryAdapter } from '../src/oidc/adapters/memory.ts';
-import { createRedisAdapter } from '../src/oidc/adapters/redis.ts';
+import { createRedisAdapter, type SessionStoreAdapter } from '../src/oidc/adapters/redis.ts';
 
 const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const RUN_PREFIX = `idp-test-${randomBytes(6).toString('hex')}:`;
 
 // What a contract test gets from one backend, for a store of its own.
 interface Store {
-  Adapter: AdapterConstructor;
+  Adapter: SessionStoreAdapter;
   // Asserts that everything written so far expires within expiresIn seconds and not
   // before. `count` returns how many of the `total` written things can still be read.
   assertExpiresWithin(
@@ -183,8 +183,9 @@ const contract: Contract = {
       6,
     );
     if (store.keys) {
-      // Session and DeviceCode with their indexes, AccessToken, Interaction, the grant set
-      assert.equal((await store.keys()).size, 7);
+      // Session and DeviceCode with their indexes, AccessToken, Interaction, the grant set,
+      // the account set
+      assert.equal((await store.keys()).size, 8);
     }
   },
 
@@ -301,6 +302,73 @@ const contract: Contract = {
       await tokens.revokeByGrantId(grantId);
       assert.equal(await refresh.find(long), undefined, 'grant index expired with the short token');
     }
+  },
+
+  async 'revokeByAccountId ends sessions, grants, tokens'(store) {
+    const { Adapter } = store;
+    const sessions = new Adapter('Session');
+    const grants = new Adapter('Grant');
+    const refresh = new Adapter('RefreshToken');
+    const [alice, bob] = [id(), id()];
+    const ids: Record<string, string> = {};
+    for (const [name, accountId] of [
+      ['aliceA', alice],
+      ['aliceB', alice],
+      ['bob', bob],
+    ] as const) {
+      const [sid, grantId, rt] = [id(), id(), id()];
+      await grants.upsert(grantId, { accountId, clientId: 'client-1' }, 60);
+      await sessions.upsert(
+        sid,
+        { uid: id(), accountId, authorizations: { 'client-1': { sid: id(), grantId } } },
+        60,
+      );
+      await refresh.upsert(rt, token({ accountId, grantId }), 60);
+      Object.assign(ids, {
+        [`${name}Session`]: sid,
+        [`${name}Grant`]: grantId,
+        [`${name}Token`]: rt,
+      });
+    }
+
+    const ended = await Adapter.revokeByAccountId(alice, { keepSessionId: ids['aliceASession'] });
+    assert.equal(ended, 2, 'the other session and its grant');
+    assert.ok(await sessions.find(ids['aliceASession']!), 'kept session');
+    assert.ok(await grants.find(ids['aliceAGrant']!), 'grant of the kept session');
+    assert.ok(await refresh.find(ids['aliceAToken']!), 'token of the kept session');
+    assert.equal(await sessions.find(ids['aliceBSession']!), undefined);
+    assert.equal(await grants.find(ids['aliceBGrant']!), undefined);
+    assert.equal(await refresh.find(ids['aliceBToken']!), undefined);
+    assert.ok(await sessions.find(ids['bobSession']!), 'another account untouched');
+    assert.ok(await refresh.find(ids['bobToken']!), 'another account untouched');
+
+    assert.equal(await Adapter.revokeByAccountId(alice), 2);
+    assert.equal(await sessions.find(ids['aliceASession']!), undefined);
+    assert.equal(await refresh.find(ids['aliceAToken']!), undefined);
+    if (store.keys) {
+      const keys = [...(await store.keys()).keys()];
+      assert.ok(!keys.some((key) => key.includes(alice)), 'account index left behind');
+      assert.ok(!keys.some((key) => key.includes(ids['aliceBGrant']!)), 'grant index left');
+    }
+  },
+
+  async 'revokeByAccountId skips re-used sessions'({ Adapter }) {
+    const sessions = new Adapter('Session');
+    const [sid, alice, bob] = [id(), id(), id()];
+    await sessions.upsert(sid, { uid: id(), accountId: alice }, 60);
+    // The same browser session later signed in as another account.
+    await sessions.upsert(sid, { uid: id(), accountId: bob }, 60);
+    assert.equal(await Adapter.revokeByAccountId(alice), 0);
+    assert.equal((await sessions.find(sid))?.accountId, bob);
+  },
+
+  async 'destroy drops the account index entry'(store) {
+    const sessions = new store.Adapter('Session');
+    const [sid, alice] = [id(), id()];
+    await sessions.upsert(sid, { uid: id(), accountId: alice }, 60);
+    await sessions.destroy(sid);
+    if (store.keys) assert.deepEqual([...(await store.keys()).keys()], []);
+    assert.equal(await store.Adapter.revokeByAccountId(alice), 0);
   },
 
   async 'consume sets consumed, keeps TTL'(store) {

@@ -1,5 +1,5 @@
-import type { Adapter, AdapterConstructor, AdapterPayload } from 'oidc-provider';
-import { GRANTABLE_MODELS } from './redis.ts';
+import type { Adapter, AdapterPayload } from 'oidc-provider';
+import { ACCOUNT_MODELS, GRANTABLE_MODELS, type SessionStoreAdapter } from './redis.ts';
 
 export interface MemoryAdapterOptions {
   // Clock in epoch milliseconds, replaceable so that tests can move time forward.
@@ -54,13 +54,15 @@ class ExpiringMap<V> {
 
 // Same keys and rules as the Redis adapter, kept in this process. Each process has its
 // own store, so use it for a single node or for tests.
-export function createMemoryAdapter(options: MemoryAdapterOptions = {}): AdapterConstructor {
+export function createMemoryAdapter(options: MemoryAdapterOptions = {}): SessionStoreAdapter {
   const now = options.now ?? Date.now;
   const records = new ExpiringMap<StoredRecord>();
   // Index key -> record id, for uid and userCode lookups.
   const indexes = new ExpiringMap<string>();
   // Grant id -> record keys issued under it.
   const grants = new ExpiringMap<Set<string>>();
+  // Account id -> keys of its Session and Grant records.
+  const accounts = new ExpiringMap<Set<string>>();
   let lastSweep = now();
 
   // Sweeping on writes keeps the store bounded without a timer to clean up.
@@ -70,6 +72,7 @@ export function createMemoryAdapter(options: MemoryAdapterOptions = {}): Adapter
     records.sweep(at);
     indexes.sweep(at);
     grants.sweep(at);
+    accounts.sweep(at);
   }
 
   const uidKey = (model: string, uid: string) => `uid:${model}:${uid}`;
@@ -89,6 +92,36 @@ export function createMemoryAdapter(options: MemoryAdapterOptions = {}): Adapter
       const members = grants.get(payload.grantId, at);
       members?.delete(key);
       if (members?.size === 0) grants.delete(payload.grantId);
+    }
+    if (ACCOUNT_MODELS.has(record.model) && typeof payload.accountId === 'string') {
+      const members = accounts.get(payload.accountId, at);
+      members?.delete(key);
+      if (members?.size === 0) accounts.delete(payload.accountId);
+    }
+  }
+
+  // Adds a key to an index set that lives as long as its longest-lived member.
+  function addToIndex(
+    index: ExpiringMap<Set<string>>,
+    name: string,
+    key: string,
+    expiresAt: number,
+    at: number,
+  ): void {
+    const entry = index.entry(name, at);
+    const members = entry?.value ?? new Set<string>();
+    members.add(key);
+    index.set(name, members, Math.max(entry?.expiresAt ?? 0, expiresAt));
+  }
+
+  function revokeGrant(grantId: string, at: number): void {
+    const members = grants.get(grantId, at);
+    grants.delete(grantId);
+    for (const key of members ?? []) {
+      const record = records.get(key, at);
+      if (!record) continue;
+      records.delete(key);
+      forget(key, record, at);
     }
   }
 
@@ -136,11 +169,10 @@ export function createMemoryAdapter(options: MemoryAdapterOptions = {}): Adapter
         indexes.set(userCodeKey(this.model, payload.userCode), id, expiresAt);
       }
       if (GRANTABLE_MODELS.has(this.model) && payload.grantId) {
-        const entry = grants.entry(payload.grantId, at);
-        const members = entry?.value ?? new Set<string>();
-        members.add(key);
-        // The set lives as long as its longest-lived member.
-        grants.set(payload.grantId, members, Math.max(entry?.expiresAt ?? 0, expiresAt));
+        addToIndex(grants, payload.grantId, key, expiresAt, at);
+      }
+      if (ACCOUNT_MODELS.has(this.model) && typeof payload.accountId === 'string') {
+        addToIndex(accounts, payload.accountId, key, expiresAt, at);
       }
     }
 
@@ -179,15 +211,44 @@ export function createMemoryAdapter(options: MemoryAdapterOptions = {}): Adapter
     }
 
     async revokeByGrantId(grantId: string): Promise<void> {
+      revokeGrant(grantId, now());
+    }
+
+    static async revokeByAccountId(
+      accountId: string,
+      options: { keepSessionId?: string } = {},
+    ): Promise<number> {
       const at = now();
-      const members = grants.get(grantId, at);
-      grants.delete(grantId);
-      for (const key of members ?? []) {
+      const keep = new Set<string>();
+      if (options.keepSessionId) {
+        const sessionKey = `Session:${options.keepSessionId}`;
+        keep.add(sessionKey);
+        const session = records.get(sessionKey, at);
+        const authorizations = session
+          ? ((JSON.parse(session.json) as AdapterPayload).authorizations ?? {})
+          : {};
+        for (const entry of Object.values(
+          authorizations as Record<string, { grantId?: unknown }>,
+        )) {
+          if (typeof entry.grantId === 'string') keep.add(`Grant:${entry.grantId}`);
+        }
+      }
+      const members = accounts.get(accountId, at) ?? new Set<string>();
+      let ended = 0;
+      for (const key of [...members]) {
+        if (keep.has(key)) continue;
+        members.delete(key);
         const record = records.get(key, at);
-        if (!record) continue;
+        if (!record || (JSON.parse(record.json) as AdapterPayload).accountId !== accountId)
+          continue;
         records.delete(key);
         forget(key, record, at);
+        if (record.model === 'Grant') revokeGrant(record.id, at);
+        ended += 1;
       }
+      if (members.size === 0) accounts.delete(accountId);
+
+      return ended;
     }
   };
 }

@@ -12,12 +12,27 @@ export const GRANTABLE_MODELS: ReadonlySet<string> = new Set([
   'PreAuthorizedCode',
 ]);
 
+// Models whose records carry an accountId and are indexed per account, so that every session
+// and grant of one user can be ended at once (after a password change or a 2FA reset).
+export const ACCOUNT_MODELS: ReadonlySet<string> = new Set(['Session', 'Grant']);
+
+/** An adapter class that can also end everything an account holds. */
+export interface SessionStoreAdapter extends AdapterConstructor {
+  /**
+   * Deletes every Session and Grant of the account, and the tokens and codes issued under those
+   * grants. `keepSessionId` spares one session and the grants it refers to, so the user's current
+   * browser stays signed in. Returns how many sessions and grants were deleted.
+   */
+  revokeByAccountId(accountId: string, options?: { keepSessionId?: string }): Promise<number>;
+}
+
 /*
  * Key layout, all under `${prefix}oidc:`:
  *   <Model>:<id>              record, payload as a JSON string
  *   uid:<Model>:<uid>         id of the Session with that uid
  *   userCode:<Model>:<code>   id of the DeviceCode with that user code
  *   grant:<grantId>           set of record keys issued under the grant
+ *   account:<accountId>       set of the Session and Grant record keys of the account
  * Model names start upper case, so index keys never collide with record keys.
  */
 
@@ -30,7 +45,8 @@ function lua(source: string): LuaScript {
   return { source, sha: createHash('sha1').update(source).digest('hex') };
 }
 
-// Lua helper that deletes the uid, userCode and grant index entries of one record.
+// Lua helpers. forget() deletes the uid, userCode, grant and account index entries of one
+// record, and revokeGrant() deletes every record of a grant index and the index itself.
 // ARGV[1] is the key base `${prefix}oidc:`, and record keys are `<base><Model>:<id>`.
 const FORGET = `
 local base = ARGV[1]
@@ -53,6 +69,21 @@ local function forget(key, raw)
   if type(data.grantId) == 'string' then
     redis.call('SREM', base .. 'grant:' .. data.grantId, key)
   end
+  if (model == 'Session' or model == 'Grant') and type(data.accountId) == 'string' then
+    redis.call('SREM', base .. 'account:' .. data.accountId, key)
+  end
+end
+local function revokeGrant(grantKey)
+  local members = redis.call('SMEMBERS', grantKey)
+  for _, key in ipairs(members) do
+    local raw = redis.call('GET', key)
+    if raw then
+      redis.call('DEL', key)
+      forget(key, raw)
+    end
+  end
+  redis.call('DEL', grantKey)
+  return #members
 end
 `;
 
@@ -67,16 +98,44 @@ return 1
 
 // KEYS[1] grant index key
 const REVOKE = lua(`${FORGET}
-local members = redis.call('SMEMBERS', KEYS[1])
-for _, key in ipairs(members) do
-  local raw = redis.call('GET', key)
-  if raw then
-    redis.call('DEL', key)
-    forget(key, raw)
+return revokeGrant(KEYS[1])
+`);
+
+// KEYS[1] account index key, ARGV[2] account id, ARGV[3] record key of the session to keep or ''.
+// A member whose record now belongs to another account (a browser that signed in as someone
+// else) is only dropped from the index.
+const REVOKE_ACCOUNT = lua(`${FORGET}
+local keep = {}
+if ARGV[3] ~= '' then
+  keep[ARGV[3]] = true
+  local raw = redis.call('GET', ARGV[3])
+  local ok, data = pcall(cjson.decode, raw or '')
+  if ok and type(data) == 'table' and type(data.authorizations) == 'table' then
+    for _, entry in pairs(data.authorizations) do
+      if type(entry) == 'table' and type(entry.grantId) == 'string' then
+        keep[base .. 'Grant:' .. entry.grantId] = true
+      end
+    end
   end
 end
-redis.call('DEL', KEYS[1])
-return #members
+local ended = 0
+for _, key in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  if not keep[key] then
+    redis.call('SREM', KEYS[1], key)
+    local raw = redis.call('GET', key)
+    local ok, data = pcall(cjson.decode, raw or '')
+    if ok and type(data) == 'table' and data.accountId == ARGV[2] then
+      redis.call('DEL', key)
+      forget(key, raw)
+      local rest = string.sub(key, #base + 1)
+      if string.sub(rest, 1, 6) == 'Grant:' then
+        revokeGrant(base .. 'grant:' .. string.sub(rest, 7))
+      end
+      ended = ended + 1
+    end
+  end
+end
+return ended
 `);
 
 // KEYS[1] record key, ARGV[1] epoch seconds.
@@ -127,7 +186,21 @@ function ttlMs(expiresIn: number | undefined): number | undefined {
   return Math.max(1, Math.round(expiresIn * 1000));
 }
 
-export function createRedisAdapter(redis: Redis, prefix: string): AdapterConstructor {
+type Multi = ReturnType<Redis['multi']>;
+
+// Adds a record key to an index set that must live as long as its longest-lived member.
+function addToIndex(tx: Multi, setKey: string, member: string, ms: number | undefined): void {
+  tx.sadd(setKey, member);
+  if (ms === undefined) {
+    tx.persist(setKey);
+  } else {
+    // NX sets the TTL of a new set and GT only lengthens an existing one.
+    tx.pexpire(setKey, ms, 'NX');
+    tx.pexpire(setKey, ms, 'GT');
+  }
+}
+
+export function createRedisAdapter(redis: Redis, prefix: string): SessionStoreAdapter {
   // Lua scripts build index keys themselves and would miss a client-side prefix.
   if (redis.options.keyPrefix) {
     throw new TypeError('createRedisAdapter: use the prefix argument, not ioredis keyPrefix');
@@ -160,9 +233,10 @@ export function createRedisAdapter(redis: Redis, prefix: string): AdapterConstru
       const uid = this.model === 'Session' ? payload.uid : undefined;
       const { userCode } = payload;
       const grantId = GRANTABLE_MODELS.has(this.model) ? payload.grantId : undefined;
+      const accountId = ACCOUNT_MODELS.has(this.model) ? payload.accountId : undefined;
 
       // Models without an index entry skip MULTI/EXEC and send a plain SET.
-      if (!uid && !userCode && !grantId) {
+      if (!uid && !userCode && !grantId && !accountId) {
         await (ms === undefined ? redis.set(key, json) : redis.set(key, json, 'PX', ms));
         return;
       }
@@ -180,20 +254,10 @@ export function createRedisAdapter(redis: Redis, prefix: string): AdapterConstru
         if (ms === undefined) tx.set(codeKey, id);
         else tx.set(codeKey, id, 'PX', ms);
       }
-      if (grantId) {
-        const grantKey = `${base}grant:${grantId}`;
-        // NOTE: members stay in the set after their record expires, until destroy, revoke
-        // or the set's own TTL removes them, so a busy long-lived grant keeps growing.
-        tx.sadd(grantKey, key);
-        if (ms === undefined) {
-          tx.persist(grantKey);
-        } else {
-          // NX sets the TTL of a new set and GT only lengthens an existing one, so the
-          // set outlives its longest-lived member.
-          tx.pexpire(grantKey, ms, 'NX');
-          tx.pexpire(grantKey, ms, 'GT');
-        }
-      }
+      // NOTE: members of the grant and account sets stay after their record expires, until
+      // destroy, revoke or the set's own TTL removes them, so a busy long-lived set keeps growing.
+      if (grantId) addToIndex(tx, `${base}grant:${grantId}`, key, ms);
+      if (accountId) addToIndex(tx, `${base}account:${accountId}`, key, ms);
       const results = await tx.exec();
       if (!results) throw new Error('Redis EXEC returned null: the upsert transaction was aborted');
       for (const [err] of results) if (err) throw err;
@@ -226,6 +290,21 @@ export function createRedisAdapter(redis: Redis, prefix: string): AdapterConstru
 
     async revokeByGrantId(grantId: string): Promise<void> {
       await run(redis, REVOKE, [`${base}grant:${grantId}`], [base]);
+    }
+
+    static async revokeByAccountId(
+      accountId: string,
+      options: { keepSessionId?: string } = {},
+    ): Promise<number> {
+      const keep = options.keepSessionId ? `${base}Session:${options.keepSessionId}` : '';
+      const ended = await run(
+        redis,
+        REVOKE_ACCOUNT,
+        [`${base}account:${accountId}`],
+        [base, accountId, keep],
+      );
+
+      return Number(ended);
     }
   };
 }
