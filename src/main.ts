@@ -25,7 +25,7 @@ import {
 } from './server/metrics.ts';
 import { isUnavailableError, temporarilyUnavailable } from './server/outages.ts';
 import { ensureSelfSignedCertificate, loadTlsFiles, MIN_TLS_VERSION } from './server/tls.ts';
-import { createAdapterFactory, openServices, type Services } from './services.ts';
+import { createSignIn, openServices, type Services } from './services.ts';
 
 export interface RunningServer {
   server: Server | HttpsServer;
@@ -148,7 +148,7 @@ export async function startServer(
       redis: services.redis,
       monitor: services.monitor,
     });
-    const adapter = createAdapterFactory(services, logger, redisPrefix);
+    const signIn = createSignIn(services, logger, redisPrefix);
     const findAccount = guardFindAccount(createFindAccount(services.accounts));
     let draining = false;
 
@@ -157,7 +157,8 @@ export async function startServer(
     const build = (signingKeys: JWK[]): Handler => {
       const provider = createProvider({
         issuer: config.issuer,
-        adapter,
+        adapter: signIn.adapter,
+        needsSecondFactor: signIn.needsSecondFactor,
         findAccount,
         signingKeys,
         cookieKeys: services.cookieKeys,
@@ -166,6 +167,7 @@ export async function startServer(
       });
       countProviderEvents(provider, metrics);
       configureApp({
+        ...signIn.deps,
         config,
         provider,
         logger,

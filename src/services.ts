@@ -10,12 +10,22 @@ import {
   parseRedisUrl,
   type RedisClient,
 } from './db/redis.ts';
+import type { InteractionDeps } from './interactions/context.ts';
 import type { Logger } from './logger.ts';
+import { CodeAttempts } from './mfa/attempts.ts';
+import { type PolicyInput, SecondFactorPolicy } from './mfa/policy.ts';
+import { ShortLivedStore } from './mfa/state.ts';
+import { MfaStore } from './mfa/store.ts';
 import { createMemoryAdapter } from './oidc/adapters/memory.ts';
-import { createRedisAdapter } from './oidc/adapters/redis.ts';
+import { createRedisAdapter, type SessionStoreAdapter } from './oidc/adapters/redis.ts';
 import { ClientAdapter } from './oidc/client-adapter.ts';
 import { ClientStore } from './oidc/clients.ts';
 import { loadOrCreateEmbeddedSecrets } from './security/embedded-secrets.ts';
+import {
+  type AttemptCounter,
+  createMemoryAttemptCounter,
+  createRedisAttemptCounter,
+} from './security/attempts.ts';
 import { Encryptor } from './security/encryption.ts';
 import {
   DependencyMonitor,
@@ -26,6 +36,7 @@ import {
   temporarilyUnavailable,
   watchDatabase,
 } from './server/outages.ts';
+import { SettingsStore } from './settings.ts';
 
 /** The connections and stores one idp process uses, opened from the configuration. */
 export interface Services {
@@ -42,6 +53,8 @@ export interface Services {
   cookieKeys: string[];
   accounts: AccountStore;
   clients: ClientStore;
+  mfa: MfaStore;
+  settings: SettingsStore;
   close(): Promise<void>;
 }
 
@@ -138,6 +151,8 @@ export async function openServices(
     cookieKeys,
     accounts: new AccountStore(database),
     clients: new ClientStore(database, encryptor),
+    mfa: new MfaStore(database, encryptor),
+    settings: new SettingsStore(database),
     async close() {
       closing = true;
       if (redis) await redis.quit().catch(() => redis.disconnect());
@@ -177,25 +192,74 @@ function guardAdapter(adapter: Adapter, monitor: DependencyMonitor, redisBacked:
   };
 }
 
-/** Returns oidc-provider's adapter factory: clients from Postgres, the rest from Redis or memory. */
-export function createAdapterFactory(
+/** The storage of sessions, tokens, short-lived sign-in steps and attempt counters. */
+export interface SessionStorage {
+  /** oidc-provider's adapter factory: clients from Postgres, the rest from Redis or memory. */
+  adapter: (model: string) => Adapter;
+  /** The session adapter class, which can also end every session of an account. */
+  Sessions: SessionStoreAdapter;
+  attempts: AttemptCounter;
+}
+
+/** Opens the session storage: Redis when REDIS_URL is set, otherwise this process's memory. */
+export function createSessionStorage(
   services: Services,
   logger: Logger,
   redisPrefix = services.redisPrefix,
-): (model: string) => Adapter {
+): SessionStorage {
   const clientAdapter = guardAdapter(new ClientAdapter(services.clients), services.monitor, false);
-  let sessionAdapter: (model: string) => Adapter;
   if (services.redis) {
     // A Cluster client takes the same commands; the adapter only needs those.
-    const RedisAdapter = createRedisAdapter(services.redis as Redis, redisPrefix);
-    sessionAdapter = (model) => guardAdapter(new RedisAdapter(model), services.monitor, true);
-  } else {
-    logger.warn(
-      'REDIS_URL is not set: sessions and tokens are kept in this process, so this node must be the only one and a restart signs everyone out',
-    );
-    const MemoryAdapter = createMemoryAdapter();
-    sessionAdapter = (model) => new MemoryAdapter(model);
-  }
+    const Sessions = createRedisAdapter(services.redis as Redis, redisPrefix);
 
-  return (model) => (model === 'Client' ? clientAdapter : sessionAdapter(model));
+    return {
+      adapter: (model) =>
+        model === 'Client'
+          ? clientAdapter
+          : guardAdapter(new Sessions(model), services.monitor, true),
+      Sessions,
+      attempts: createRedisAttemptCounter(services.redis as Redis, redisPrefix),
+    };
+  }
+  logger.warn(
+    'REDIS_URL is not set: sessions and tokens are kept in this process, so this node must be the only one and a restart signs everyone out',
+  );
+  const Sessions = createMemoryAdapter();
+
+  return {
+    adapter: (model) => (model === 'Client' ? clientAdapter : new Sessions(model)),
+    Sessions,
+    attempts: createMemoryAttemptCounter(),
+  };
+}
+
+/**
+ * Wires the sign-in steps: the session storage, the second-factor policy
+ * that oidc-provider's login prompt consults, and the dependencies of the routes. Build it once
+ * per process and share it between providers, so every provider sees one session store.
+ */
+export function createSignIn(
+  services: Services,
+  logger: Logger,
+  redisPrefix = services.redisPrefix,
+) {
+  const storage = createSessionStorage(services, logger, redisPrefix);
+  const policy = new SecondFactorPolicy(services.database);
+  const deps: Omit<InteractionDeps, 'provider'> = {
+    accounts: services.accounts,
+    logger,
+    mfa: services.mfa,
+    policy,
+    attempts: new CodeAttempts(storage.attempts, logger),
+    loginSteps: new ShortLivedStore(storage.adapter('LoginStep')),
+    encryptor: services.encryptor,
+    totpIssuer: services.config.totpIssuer,
+  };
+
+  return {
+    adapter: storage.adapter,
+    needsSecondFactor: async (input: PolicyInput) =>
+      (await policy.decide(input)).reasons.length > 0,
+    deps,
+  };
 }

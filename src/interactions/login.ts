@@ -3,6 +3,7 @@ import { getDummyHash, hashPassword, needsRehash, verifyPassword } from '../acco
 import { MAX_PASSWORD_LENGTH } from '../accounts/password.ts';
 import { renderPage } from '../views/render.ts';
 import type { InteractionDeps, InteractionDetails } from './context.ts';
+import { afterPassword, type ClientInfo } from './second-factor.ts';
 
 /** The one message for an unknown user, a wrong password and a disabled account. */
 export const INVALID_CREDENTIALS = 'The username or password is incorrect.';
@@ -37,14 +38,15 @@ const FAILURE_OUTCOMES = {
 /**
  * Checks the username and password of the login form. Unknown users are verified against a dummy
  * hash and disabled users against their own, so every failure takes the time of one argon2 check
- * and shows the same message.
+ * and shows the same message. A correct password goes on to the second step when it applies.
  */
 export async function submitLogin(
   ctx: Context,
   deps: InteractionDeps,
   details: InteractionDetails,
-  clientName: string | undefined,
+  client: ClientInfo,
 ): Promise<void> {
+  const clientName = client.name;
   const username = field(ctx.request.body, 'username').slice(0, 200);
   const password = field(ctx.request.body, 'password').slice(0, MAX_PASSWORD_LENGTH);
   const log = deps.logger.child({ requestId: ctx.state.requestId, interaction: details.uid });
@@ -73,12 +75,5 @@ export async function submitLogin(
   }
   log.info({ accountId: account.id, client: details.params.client_id }, 'password accepted');
   deps.metrics?.signIns.inc({ outcome: 'success' });
-
-  await deps.provider.interactionFinished(
-    ctx.req,
-    ctx.res,
-    { login: { accountId: account.id, amr: ['pwd'], remember: true } },
-    { mergeWithLastSubmission: false },
-  );
-  ctx.respond = false;
+  await afterPassword(ctx, deps, details, client, account.id);
 }

@@ -1,34 +1,33 @@
-import { bodyParser } from '@koa/bodyparser';
 import Router from '@koa/router';
-import type { Context, Next } from 'koa';
+import type { Context } from 'koa';
 import { errors } from 'oidc-provider';
 import { AppError } from '../errors.ts';
+import { formBody, noStore } from '../server/forms.ts';
 import { grantConsent, renderConsent } from './consent.ts';
-import type { InteractionDeps, InteractionDetails } from './context.ts';
+import { EXPIRED, type InteractionDeps, type InteractionDetails } from './context.ts';
 import { renderLogin, submitLogin } from './login.ts';
-
-const EXPIRED =
-  'This sign-in page has expired or was opened in another browser. Go back to the app and sign in again.';
-
-const formBody = bodyParser({
-  enableTypes: ['form'],
-  formLimit: '16kb',
-  onError: (error) => {
-    if ((error as { status?: number }).status === 413) {
-      throw new AppError('payload_too_large', 'The form is too large. Go back and try again.');
-    }
-    throw new AppError('invalid_input', 'The form could not be read. Go back and submit it again.');
-  },
-});
+import {
+  type ClientInfo,
+  loginStepPage,
+  renderCodePage,
+  requireStep,
+  submitContinue,
+  submitEnrolment,
+  submitRecoveryCode,
+  submitTotp,
+} from './second-factor.ts';
 
 /**
  * Loads the interaction that the browser's interaction cookie names and checks that it is the one
- * in the URL, so a form only works in the browser that started the sign-in.
+ * in the URL, so a form only works in the browser that started the sign-in. An interaction that
+ * already has a result (finished, or stopped after too many codes) takes no more input.
  */
 async function loadInteraction(ctx: Context, deps: InteractionDeps): Promise<InteractionDetails> {
   try {
     const details = await deps.provider.interactionDetails(ctx.req, ctx.res);
-    if (details.uid !== ctx.params.uid) throw new AppError('interaction_expired', EXPIRED);
+    if (details.uid !== ctx.params.uid || details.result) {
+      throw new AppError('interaction_expired', EXPIRED);
+    }
 
     return details;
   } catch (error) {
@@ -46,19 +45,36 @@ async function clientOf(deps: InteractionDeps, details: InteractionDetails) {
   return client;
 }
 
+function toClientInfo(client: Awaited<ReturnType<typeof clientOf>>): ClientInfo {
+  return {
+    clientId: client.clientId,
+    name: client.clientName,
+    requires2fa: client['idp_require_2fa'] === true,
+  };
+}
+
+async function clientInfoOf(deps: InteractionDeps, details: InteractionDetails) {
+  return toClientInfo(await clientOf(deps, details));
+}
+
+/** Loads the interaction of a form post of the login prompt and the client it is for. */
+async function loginPost(ctx: Context, deps: InteractionDeps) {
+  const details = await loadInteraction(ctx, deps);
+  requirePrompt(details, 'login');
+
+  return { details, client: await clientInfoOf(deps, details) };
+}
+
 function requirePrompt(details: InteractionDetails, name: string): void {
   if (details.prompt.name !== name) {
     throw new AppError('interaction_expired', EXPIRED);
   }
 }
 
-async function noStore(ctx: Context, next: Next): Promise<void> {
-  ctx.set('cache-control', 'no-store');
-  ctx.set('pragma', 'no-cache');
-  await next();
-}
-
-/** Routes of the sign-in steps that oidc-provider hands over to: login, consent and abort. */
+/**
+ * Routes of the sign-in steps that oidc-provider hands over to, in order: the password, the second
+ * factor (a TOTP code, a recovery code, or enrolment of an authenticator), consent, and abort.
+ */
 export function createInteractionRouter(deps: InteractionDeps): Router {
   const router = new Router({ prefix: '/interaction/:uid' });
   router.use(noStore);
@@ -68,7 +84,9 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
     const client = await clientOf(deps, details);
     switch (details.prompt.name) {
       case 'login':
-        renderLogin(ctx, details, client.clientName);
+        await loginStepPage(ctx, deps, details, toClientInfo(client), () =>
+          renderLogin(ctx, details, client.clientName),
+        );
         break;
       case 'consent':
         if (client['idp_consent'] === true) {
@@ -83,10 +101,35 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
   });
 
   router.post('/login', formBody, async (ctx) => {
+    const { details, client } = await loginPost(ctx, deps);
+    await submitLogin(ctx, deps, details, client);
+  });
+
+  router.post('/totp', formBody, async (ctx) => {
+    const { details, client } = await loginPost(ctx, deps);
+    await submitTotp(ctx, deps, details, client);
+  });
+
+  router.get('/recovery', async (ctx) => {
     const details = await loadInteraction(ctx, deps);
     requirePrompt(details, 'login');
-    const client = await clientOf(deps, details);
-    await submitLogin(ctx, deps, details, client.clientName);
+    await requireStep(deps, details, 'code');
+    renderCodePage(ctx, details, await clientInfoOf(deps, details), 'recovery');
+  });
+
+  router.post('/recovery', formBody, async (ctx) => {
+    const { details, client } = await loginPost(ctx, deps);
+    await submitRecoveryCode(ctx, deps, details, client);
+  });
+
+  router.post('/enrol', formBody, async (ctx) => {
+    const { details, client } = await loginPost(ctx, deps);
+    await submitEnrolment(ctx, deps, details, client);
+  });
+
+  router.post('/continue', formBody, async (ctx) => {
+    const { details } = await loginPost(ctx, deps);
+    await submitContinue(ctx, deps, details);
   });
 
   router.post('/consent', formBody, async (ctx) => {
@@ -108,7 +151,8 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
   });
 
   router.get('/abort', async (ctx) => {
-    await loadInteraction(ctx, deps);
+    const details = await loadInteraction(ctx, deps);
+    await deps.loginSteps.delete(details.uid);
     await deps.provider.interactionFinished(
       ctx.req,
       ctx.res,

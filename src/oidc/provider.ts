@@ -1,6 +1,12 @@
-import Provider, { type Adapter, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
+import Provider, {
+  type Adapter,
+  type Configuration,
+  interactionPolicy,
+  type KoaContextWithOIDC,
+} from 'oidc-provider';
 import type { JWK } from 'jose';
 import type { Logger } from '../logger.ts';
+import { ACR_MFA, ACR_VALUES, type PolicyInput } from '../mfa/policy.ts';
 import { renderPage } from '../views/render.ts';
 import { CLAIMS_BY_SCOPE } from './account.ts';
 import { SIGNING_ALGORITHMS } from './keys.ts';
@@ -14,6 +20,50 @@ export interface ProviderOptions {
   cookieKeys: string[];
   sessionMaxSeconds: number;
   logger: Logger;
+  /** Whether a sign-in of this account, client and request needs a second factor. */
+  needsSecondFactor: (input: PolicyInput) => Promise<boolean>;
+}
+
+/** Reason of the login prompt when a session lacks the second factor that the request needs. */
+export const SECOND_FACTOR_CHECK = 'second_factor_required';
+
+/**
+ * oidc-provider's default prompts, with one more check on the login prompt: a session signed in
+ * with the password only must sign in again when the policy now needs a second factor (step-up).
+ * With `prompt=none` this check fails the request with `login_required`.
+ */
+function interactionPolicyWithSecondFactor(
+  needsSecondFactor: ProviderOptions['needsSecondFactor'],
+) {
+  const policy = interactionPolicy.base();
+  const check = async (ctx: KoaContextWithOIDC) => {
+    const { session, client, params } = ctx.oidc;
+    if (!session?.accountId || session.acr === ACR_MFA || !client) {
+      return interactionPolicy.Check.NO_NEED_TO_PROMPT;
+    }
+    const needed = await needsSecondFactor({
+      accountId: session.accountId,
+      clientRequires2fa: client['idp_require_2fa'] === true,
+      params: params as Record<string, unknown>,
+    });
+
+    return needed
+      ? interactionPolicy.Check.REQUEST_PROMPT
+      : interactionPolicy.Check.NO_NEED_TO_PROMPT;
+  };
+  // Checks added after the prompt was built get no default error, so it is named here.
+  policy
+    .get('login')
+    ?.checks.add(
+      new interactionPolicy.Check(
+        SECOND_FACTOR_CHECK,
+        'a second factor is required',
+        'login_required',
+        check,
+      ),
+    );
+
+  return policy;
 }
 
 /** Lifetimes in seconds of what oidc-provider issues, capped by the session's absolute lifetime. */
@@ -41,6 +91,7 @@ export function createProvider(options: ProviderOptions): Provider {
   const configuration: Configuration = {
     adapter: options.adapter as unknown as Configuration['adapter'],
     findAccount: options.findAccount,
+    acrValues: ACR_VALUES,
     jwks: { keys: options.signingKeys as NonNullable<Configuration['jwks']>['keys'] },
     cookies: {
       keys: options.cookieKeys,
@@ -77,6 +128,7 @@ export function createProvider(options: ProviderOptions): Provider {
       properties: ['idp_require_2fa', 'idp_consent'],
     },
     interactions: {
+      policy: interactionPolicyWithSecondFactor(options.needsSecondFactor),
       url: (_ctx, interaction) => `/interaction/${interaction.uid}`,
     },
     features: {

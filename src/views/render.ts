@@ -9,7 +9,16 @@ const eta = new Eta({ views: templatesDir, autoEscape: true, cache: true, autoTr
 
 export const PRODUCT_NAME = 'idp';
 
-export type PageName = 'login' | 'consent' | 'error' | 'logout' | 'logged-out';
+export type PageName =
+  | 'login'
+  | 'code'
+  | 'enrol'
+  | 'recovery-codes'
+  | 'consent'
+  | 'account'
+  | 'error'
+  | 'logout'
+  | 'logged-out';
 
 /** Renders a page inside the common layout. */
 export function renderPage(

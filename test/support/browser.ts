@@ -121,14 +121,21 @@ export class TestBrowser {
     throw new Error(`too many redirects from ${url}`);
   }
 
-  /** Submits the first form of a page with the given fields filled in. */
+  /**
+   * Submits a form of a page with the given fields filled in: the first form, or the one whose
+   * action ends with `action`.
+   */
   async submit(
     page: PageResponse,
     values: Record<string, string>,
     stopAt?: string,
+    action?: string,
   ): Promise<PageResponse> {
-    const form = parseForms(page.body)[0];
-    if (!form) throw new Error(`no form on ${page.url}: ${page.body.slice(0, 200)}`);
+    const forms = parseForms(page.body);
+    const form = action ? forms.find((candidate) => candidate.action.endsWith(action)) : forms[0];
+    if (!form) {
+      throw new Error(`no form ${action ?? ''} on ${page.url}: ${page.body.slice(0, 300)}`);
+    }
 
     return this.follow(
       new URL(form.action, page.url).href,

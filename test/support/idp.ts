@@ -8,7 +8,9 @@ import { type Database, openDatabase } from '../../src/db/database.ts';
 import { createLogger } from '../../src/logger.ts';
 import { type RunningServer, startServer } from '../../src/main.ts';
 import { type ClientInput, ClientStore } from '../../src/oidc/clients.ts';
+import { MfaStore } from '../../src/mfa/store.ts';
 import { Encryptor } from '../../src/security/encryption.ts';
+import { SettingsStore } from '../../src/settings.ts';
 import { createTestDatabase, type TestDatabase } from './postgres.ts';
 import { connectTestRedis, TEST_REDIS_URL, type TestRedis } from './redis.ts';
 import { createTestCertificates, type TestCertificates } from './tls.ts';
@@ -100,6 +102,8 @@ export interface TestIdp {
   setup: TestSetup;
   accounts: AccountStore;
   clients: ClientStore;
+  mfa: MfaStore;
+  settings: SettingsStore;
   /** Every log line the server wrote, parsed. */
   logs: Record<string, unknown>[];
   /** The raw log output, for checks that no secret appears anywhere in it. */
@@ -175,6 +179,8 @@ export async function startTestIdp(options: TestIdpOptions = {}): Promise<TestId
     setup,
     accounts: new AccountStore(database),
     clients: new ClientStore(database, new Encryptor([setup.encryptionKey])),
+    mfa: new MfaStore(database, new Encryptor([setup.encryptionKey])),
+    settings: new SettingsStore(database),
     logs,
     rawLog,
     server,

@@ -68,6 +68,11 @@ export class Authenticator {
     this.key = key;
   }
 
+  /** The time step of the last code handed out. */
+  get lastStep(): number {
+    return this.#lastStep;
+  }
+
   /** Marks every step up to `step` as used, for an authenticator enrolled with that step. */
   used(step: number): void {
     this.#lastStep = Math.max(this.#lastStep, step);

@@ -1,0 +1,32 @@
+import { bodyParser } from '@koa/bodyparser';
+import type { Context, Next } from 'koa';
+import { AppError } from '../errors.ts';
+
+/**
+ * Parses url-encoded form posts of up to 16 KiB. A larger form is a 413 and anything unreadable a
+ * 400, each with a plain message.
+ */
+export const formBody = bodyParser({
+  enableTypes: ['form'],
+  formLimit: '16kb',
+  onError: (error) => {
+    if ((error as { status?: number }).status === 413) {
+      throw new AppError('payload_too_large', 'The form is too large. Go back and try again.');
+    }
+    throw new AppError('invalid_input', 'The form could not be read. Go back and submit it again.');
+  },
+});
+
+/** Returns a posted text field cut to `maxLength`, or '' when it is missing or not text. */
+export function formField(ctx: Context, name: string, maxLength: number): string {
+  const value = (ctx.request.body as Record<string, unknown> | undefined)?.[name];
+
+  return typeof value === 'string' ? value.slice(0, maxLength) : '';
+}
+
+/** Marks a response as not to be stored by browsers or proxies: pages with forms and secrets. */
+export async function noStore(ctx: Context, next: Next): Promise<void> {
+  ctx.set('cache-control', 'no-store');
+  ctx.set('pragma', 'no-cache');
+  await next();
+}
