@@ -10,6 +10,7 @@ import {
   parseRedisUrl,
   type RedisClient,
 } from './db/redis.ts';
+import type { AccountPageDeps } from './accounts/page.ts';
 import type { InteractionDeps } from './interactions/context.ts';
 import type { Logger } from './logger.ts';
 import { CodeAttempts } from './mfa/attempts.ts';
@@ -234,7 +235,7 @@ export function createSessionStorage(
 }
 
 /**
- * Wires the sign-in steps: the session storage, the second-factor policy
+ * Wires the sign-in steps and the account page: the session storage, the second-factor policy
  * that oidc-provider's login prompt consults, and the dependencies of the routes. Build it once
  * per process and share it between providers, so every provider sees one session store.
  */
@@ -245,15 +246,18 @@ export function createSignIn(
 ) {
   const storage = createSessionStorage(services, logger, redisPrefix);
   const policy = new SecondFactorPolicy(services.database);
-  const deps: Omit<InteractionDeps, 'provider'> = {
+  const deps: Omit<InteractionDeps & AccountPageDeps, 'provider'> = {
     accounts: services.accounts,
     logger,
     mfa: services.mfa,
     policy,
     attempts: new CodeAttempts(storage.attempts, logger),
     loginSteps: new ShortLivedStore(storage.adapter('LoginStep')),
+    accountSteps: new ShortLivedStore(storage.adapter('AccountStep')),
     encryptor: services.encryptor,
     totpIssuer: services.config.totpIssuer,
+    sessions: storage.Sessions,
+    cookieKeys: services.cookieKeys,
   };
 
   return {

@@ -40,6 +40,10 @@ interface ClientRow {
 }
 
 const CLIENT_ID_PATTERN = /^[A-Za-z0-9._~-]{1,128}$/;
+
+/** Client id of the built-in client of the /account page, reserved so that no app takes it. */
+export const ACCOUNT_CLIENT_ID = 'idp-account';
+
 const MIN_SECRET_LENGTH = 32;
 
 /** Additional data that binds a client secret's ciphertext to its client. */
@@ -73,6 +77,9 @@ function validate(input: ClientInput): void {
     problems.push(
       `client id '${input.clientId}' must be 1 to 128 characters of letters, digits, '.', '_', '~' or '-'`,
     );
+  }
+  if (input.clientId === ACCOUNT_CLIENT_ID) {
+    problems.push(`client id '${ACCOUNT_CLIENT_ID}' is reserved for idp's own account page`);
   }
   if (input.redirectUris.length === 0) problems.push('at least one --redirect-uri is required');
   for (const uri of input.redirectUris) problems.push(uriProblem(uri, '--redirect-uri') ?? '');

@@ -1,5 +1,6 @@
 import Provider, {
   type Adapter,
+  type ClientMetadata,
   type Configuration,
   interactionPolicy,
   type KoaContextWithOIDC,
@@ -9,6 +10,7 @@ import type { Logger } from '../logger.ts';
 import { ACR_MFA, ACR_VALUES, type PolicyInput } from '../mfa/policy.ts';
 import { renderPage } from '../views/render.ts';
 import { CLAIMS_BY_SCOPE } from './account.ts';
+import { ACCOUNT_CLIENT_ID } from './clients.ts';
 import { SIGNING_ALGORITHMS } from './keys.ts';
 
 export interface ProviderOptions {
@@ -66,6 +68,20 @@ function interactionPolicyWithSecondFactor(
   return policy;
 }
 
+/** Returns the built-in client through which /account signs users in with idp's own pages. */
+function accountPageClient(issuer: URL): ClientMetadata {
+  return {
+    client_id: ACCOUNT_CLIENT_ID,
+    client_name: 'your account settings',
+    token_endpoint_auth_method: 'none',
+    grant_types: ['authorization_code'],
+    response_types: ['code'],
+    redirect_uris: [new URL('/account/callback', issuer).href],
+    idp_require_2fa: false,
+    idp_consent: false,
+  };
+}
+
 /** Lifetimes in seconds of what oidc-provider issues, capped by the session's absolute lifetime. */
 function lifetimes(sessionMax: number) {
   return {
@@ -90,6 +106,7 @@ function errorMessage(out: { error: string; error_description?: string }): strin
 export function createProvider(options: ProviderOptions): Provider {
   const configuration: Configuration = {
     adapter: options.adapter as unknown as Configuration['adapter'],
+    clients: [accountPageClient(options.issuer)],
     findAccount: options.findAccount,
     acrValues: ACR_VALUES,
     jwks: { keys: options.signingKeys as NonNullable<Configuration['jwks']>['keys'] },

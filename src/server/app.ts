@@ -3,6 +3,7 @@ import helmet from 'helmet';
 import type { Context, Next } from 'koa';
 import type Provider from 'oidc-provider';
 import type { Config } from '../config.ts';
+import { type AccountPageDeps, createAccountRouter } from '../accounts/page.ts';
 import { createInteractionRouter } from '../interactions/routes.ts';
 import type { InteractionDeps } from '../interactions/context.ts';
 import type { Logger } from '../logger.ts';
@@ -46,7 +47,7 @@ export interface Readiness {
   redis?: boolean;
 }
 
-export interface AppDeps extends InteractionDeps {
+export interface AppDeps extends InteractionDeps, AccountPageDeps {
   config: Config;
   provider: Provider;
   logger: Logger;
@@ -118,6 +119,7 @@ export function configureApp(deps: AppDeps): Provider {
   });
   provider.use(ops.routes());
   provider.use(createInteractionRouter(deps).routes());
+  provider.use(createAccountRouter(deps, config.issuer).routes());
 
   return provider;
 }

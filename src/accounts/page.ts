@@ -1,0 +1,343 @@
+import Router from '@koa/router';
+import type { Context } from 'koa';
+import type Provider from 'oidc-provider';
+import { AppError } from '../errors.ts';
+import type { Logger } from '../logger.ts';
+import type { CodeAttempts } from '../mfa/attempts.ts';
+import { enrolmentView, openPendingSecret, sealPendingSecret } from '../mfa/enrolment.ts';
+import { ACR_MFA, AMR, type SecondFactorPolicy } from '../mfa/policy.ts';
+import { normaliseRecoveryCode } from '../mfa/recovery-codes.ts';
+import type { ShortLivedStore } from '../mfa/state.ts';
+import type { MfaStore } from '../mfa/store.ts';
+import { generateSecret, matchingSteps, normaliseTotpCode } from '../mfa/totp.ts';
+import type { SessionStoreAdapter } from '../oidc/adapters/redis.ts';
+import type { Encryptor } from '../security/encryption.ts';
+import { formBody, formField, noStore } from '../server/forms.ts';
+import { renderPage } from '../views/render.ts';
+import {
+  callbackStateMatches,
+  csrfToken,
+  csrfTokenValid,
+  redirectToSignIn,
+  type SignedInUser,
+  signedInUser,
+} from './page-session.ts';
+import { MAX_PASSWORD_LENGTH, passwordProblem, verifyPassword } from './password.ts';
+import type { AccountStore } from './store.ts';
+
+/** The dependencies of the account page, wired once at start-up. */
+export interface AccountPageDeps {
+  provider: Provider;
+  accounts: AccountStore;
+  logger: Logger;
+  mfa: MfaStore;
+  policy: SecondFactorPolicy;
+  attempts: CodeAttempts;
+  accountSteps: ShortLivedStore<AccountStep>;
+  encryptor: Encryptor;
+  totpIssuer: string;
+  /** The session adapter class, to end the user's other sessions after a change. */
+  sessions: SessionStoreAdapter;
+  cookieKeys: string[];
+}
+
+/** An authenticator being set up from the account page, kept per session uid. */
+export interface AccountStep {
+  accountId: string;
+  pendingSecret: string;
+  /** True when it replaces the account's authenticator, false for a first enrolment. */
+  replacing: boolean;
+}
+
+export const WRONG_PASSWORD_OR_CODE = 'The current password or code is incorrect.';
+const ENROLMENT_SECONDS = 10 * 60;
+const ATTEMPT_WINDOW_SECONDS = 15 * 60;
+
+const title = 'Your account';
+
+function renderAccount(ctx: Context, deps: AccountPageDeps, user: SignedInUser, error?: string) {
+  ctx.type = 'html';
+  ctx.body = renderPage('account', {
+    title,
+    username: user.account.username,
+    enrolled: user.mfa.enrolled,
+    recoveryCodesLeft: user.mfa.recoveryCodesLeft,
+    csrf: csrfToken(deps.cookieKeys, user),
+    error,
+  });
+}
+
+function renderDone(ctx: Context, message: string, codes?: string[]): void {
+  ctx.type = 'html';
+  ctx.body = renderPage('recovery-codes', {
+    title: codes ? 'Save your recovery codes' : title,
+    message,
+    codes,
+    link: { href: '/account', text: 'Back to your account' },
+  });
+}
+
+function renderSignInAgain(ctx: Context, pageTitle: string, message: string): void {
+  ctx.status = 400;
+  ctx.type = 'html';
+  ctx.body = renderPage('error', {
+    title: pageTitle,
+    message,
+    link: { href: '/account/login', text: 'Sign in again' },
+  });
+}
+
+/**
+ * Checks the current password and, for an enrolled account, a current code (TOTP, or a recovery
+ * code, which it uses up). Every try takes an attempt of this session, and after the last allowed
+ * failure the session ends and the user must sign in again. Returns whether both were right.
+ */
+async function checkCurrentCredentials(
+  ctx: Context,
+  deps: AccountPageDeps,
+  user: SignedInUser,
+): Promise<boolean> {
+  const scope = `account:${user.session.uid}`;
+  const attempt = await deps.attempts.take(scope, ATTEMPT_WINDOW_SECONDS);
+  if (!attempt.allowed) return endSession(ctx, deps, user);
+
+  const password = formField(ctx, 'password', MAX_PASSWORD_LENGTH);
+  const passwordOk = password !== '' && (await verifyPassword(user.account.passwordHash, password));
+  let codeOk = !user.mfa.enrolled;
+  if (passwordOk && user.mfa.enrolled) {
+    const code = formField(ctx, 'code', 64);
+    let result: 'accepted' | 'wrong' | 'replayed' = 'wrong';
+    if (normaliseTotpCode(code) !== undefined) {
+      const totp = await deps.mfa.verifyTotp(user.account.id, code);
+      result = totp === 'not_enrolled' ? 'wrong' : totp;
+    } else if (normaliseRecoveryCode(code) !== undefined) {
+      const left = await deps.mfa.useRecoveryCode(user.account.id, code);
+      result = left === undefined ? 'wrong' : 'accepted';
+    }
+    codeOk = result === 'accepted';
+    if (!codeOk) {
+      await deps.attempts.recordWrongCode({
+        accountId: user.account.id,
+        kind: normaliseRecoveryCode(code) === undefined ? 'totp' : 'recovery',
+        reason: result === 'replayed' ? 'replayed' : 'wrong',
+        scope,
+        requestId: ctx.state.requestId,
+        ip: ctx.ip,
+      });
+    }
+  }
+  if (passwordOk && codeOk) {
+    await deps.attempts.clear(scope);
+
+    return true;
+  }
+  if (!passwordOk) {
+    deps.logger.info(
+      { accountId: user.account.id, requestId: ctx.state.requestId, reason: 'wrong password' },
+      'account page check failed',
+    );
+  }
+  if (attempt.last) return endSession(ctx, deps, user);
+  ctx.status = 400;
+  renderAccount(ctx, deps, user, WRONG_PASSWORD_OR_CODE);
+
+  return false;
+}
+
+async function endSession(ctx: Context, deps: AccountPageDeps, user: SignedInUser) {
+  await user.session.destroy();
+  deps.logger.info(
+    { accountId: user.account.id, requestId: ctx.state.requestId },
+    'account page session ended after too many wrong passwords or codes',
+  );
+  renderSignInAgain(
+    ctx,
+    'Signed out',
+    'Too many incorrect passwords or codes. You were signed out for your safety.',
+  );
+
+  return false;
+}
+
+/** Ends the user's sessions and grants in every other browser and app, keeping this session. */
+async function endOtherSessions(deps: AccountPageDeps, user: SignedInUser, why: string) {
+  const ended = await deps.sessions.revokeByAccountId(user.account.id, {
+    keepSessionId: user.session.jti,
+  });
+  deps.logger.info({ accountId: user.account.id, ended, why }, 'other sessions ended');
+}
+
+async function startEnrolment(ctx: Context, deps: AccountPageDeps, user: SignedInUser) {
+  const step: AccountStep = {
+    accountId: user.account.id,
+    pendingSecret: sealPendingSecret(deps.encryptor, user.account.id, generateSecret()),
+    replacing: user.mfa.enrolled,
+  };
+  await deps.accountSteps.save(user.session.uid, step, ENROLMENT_SECONDS);
+  await renderEnrolment(ctx, deps, user, step);
+}
+
+async function renderEnrolment(
+  ctx: Context,
+  deps: AccountPageDeps,
+  user: SignedInUser,
+  step: AccountStep,
+  error?: string,
+) {
+  const secret = openPendingSecret(deps.encryptor, step.accountId, step.pendingSecret);
+  ctx.type = 'html';
+  ctx.body = renderPage('enrol', {
+    title: step.replacing ? 'Replace your authenticator' : 'Set up two-step sign-in',
+    action: '/account/authenticator/confirm',
+    cancel: '/account',
+    csrf: csrfToken(deps.cookieKeys, user),
+    error,
+    ...(await enrolmentView(deps.totpIssuer, user.account.username, secret)),
+  });
+}
+
+/** Marks this session as signed in with the second factor, which the user has just shown. */
+async function upgradeSession(user: SignedInUser): Promise<void> {
+  user.session.acr = ACR_MFA;
+  user.session.amr = [...AMR.totp];
+  await user.session.persist();
+}
+
+async function confirmEnrolment(ctx: Context, deps: AccountPageDeps, user: SignedInUser) {
+  const step = await deps.accountSteps.find(user.session.uid);
+  if (!step || step.accountId !== user.account.id) {
+    throw new AppError('interaction_expired', 'This setup has expired. Start it again.');
+  }
+  const scope = `account:${user.session.uid}`;
+  const attempt = await deps.attempts.take(scope, ATTEMPT_WINDOW_SECONDS);
+  if (!attempt.allowed) return endSession(ctx, deps, user);
+  const secret = openPendingSecret(deps.encryptor, step.accountId, step.pendingSecret);
+  const code = normaliseTotpCode(formField(ctx, 'code', 64));
+  const steps = code === undefined ? [] : matchingSteps(secret, code, Date.now());
+  const accepted = steps[0];
+  if (accepted === undefined) {
+    await deps.attempts.recordWrongCode({
+      accountId: user.account.id,
+      kind: 'enrolment',
+      reason: 'wrong',
+      scope,
+      requestId: ctx.state.requestId,
+      ip: ctx.ip,
+    });
+    if (attempt.last) return endSession(ctx, deps, user);
+    ctx.status = 400;
+    await renderEnrolment(ctx, deps, user, step, 'The code is incorrect or has already been used.');
+
+    return false;
+  }
+
+  await deps.accountSteps.delete(user.session.uid);
+  await deps.attempts.clear(scope);
+  let codes: string[] | undefined;
+  if (step.replacing) await deps.mfa.replace(user.account.id, secret, accepted);
+  else codes = await deps.mfa.enrol(user.account.id, secret, accepted);
+  // TODO: write the audit event "2FA enrolled" once the audit log exists.
+  deps.logger.info(
+    { accountId: user.account.id, replaced: step.replacing },
+    step.replacing ? 'TOTP authenticator replaced' : 'TOTP enrolled',
+  );
+  await endOtherSessions(deps, user, 'authenticator changed');
+  await upgradeSession(user);
+  renderDone(
+    ctx,
+    step.replacing
+      ? 'Your new authenticator is set up. Your other sessions were signed out.'
+      : 'Two-step sign-in is on. Your other sessions were signed out.',
+    codes,
+  );
+
+  return true;
+}
+
+async function changePassword(ctx: Context, deps: AccountPageDeps, user: SignedInUser) {
+  const newPassword = formField(ctx, 'new_password', MAX_PASSWORD_LENGTH + 1);
+  const problem =
+    passwordProblem(newPassword) ??
+    (newPassword === formField(ctx, 'confirm_password', MAX_PASSWORD_LENGTH + 1)
+      ? undefined
+      : 'the new passwords do not match');
+  if (problem) {
+    ctx.status = 400;
+    renderAccount(ctx, deps, user, `The new password cannot be used: ${problem}.`);
+
+    return;
+  }
+  if (!(await checkCurrentCredentials(ctx, deps, user))) return;
+  await deps.accounts.setPassword(user.account.id, newPassword);
+  // TODO: write the audit event "password changed" once the audit log exists.
+  deps.logger.info({ accountId: user.account.id }, 'password changed on the account page');
+  await endOtherSessions(deps, user, 'password changed');
+  renderDone(ctx, 'Your password was changed. Your other sessions were signed out.');
+}
+
+/** Routes of the account page at /account, for users signed in through idp. */
+export function createAccountRouter(deps: AccountPageDeps, issuer: URL): Router {
+  const router = new Router({ prefix: '/account' });
+  router.use(noStore);
+
+  // Every form post needs the signed-in user and the CSRF token of this session.
+  async function formUser(ctx: Context): Promise<SignedInUser> {
+    const user = await signedInUser(ctx, deps);
+    if (!user) {
+      throw new AppError('forbidden', 'You are no longer signed in. Open your account page again.');
+    }
+    if (!csrfTokenValid(deps.cookieKeys, user, formField(ctx, 'csrf', 200))) {
+      throw new AppError('forbidden', 'This form has expired. Open your account page again.');
+    }
+
+    return user;
+  }
+
+  router.get('/', async (ctx) => {
+    const user = await signedInUser(ctx, deps);
+    if (!user) {
+      ctx.status = 303;
+      ctx.redirect('/account/login');
+
+      return;
+    }
+    renderAccount(ctx, deps, user);
+  });
+
+  router.get('/login', (ctx) => redirectToSignIn(ctx, issuer.href));
+
+  router.get('/callback', (ctx) => {
+    if (!callbackStateMatches(ctx) || typeof ctx.query['error'] === 'string') {
+      renderSignInAgain(ctx, 'Not signed in', 'The sign-in to your account page did not finish.');
+
+      return;
+    }
+    ctx.status = 303;
+    ctx.redirect('/account');
+  });
+
+  router.post('/authenticator', formBody, async (ctx) => {
+    const user = await formUser(ctx);
+    if (await checkCurrentCredentials(ctx, deps, user)) await startEnrolment(ctx, deps, user);
+  });
+
+  router.post('/authenticator/confirm', formBody, async (ctx) => {
+    await confirmEnrolment(ctx, deps, await formUser(ctx));
+  });
+
+  router.post('/recovery-codes', formBody, async (ctx) => {
+    const user = await formUser(ctx);
+    if (!user.mfa.enrolled) throw new AppError('conflict', 'Two-step sign-in is not set up.');
+    if (!(await checkCurrentCredentials(ctx, deps, user))) return;
+    const codes = await deps.mfa.regenerateRecoveryCodes(user.account.id);
+    // TODO: write the audit event "recovery codes regenerated" once the audit log exists.
+    deps.logger.info({ accountId: user.account.id }, 'recovery codes regenerated');
+    renderDone(ctx, 'Your old recovery codes no longer work.', codes);
+  });
+
+  router.post('/password', formBody, async (ctx) => {
+    await changePassword(ctx, deps, await formUser(ctx));
+  });
+
+  return router;
+}
