@@ -1,10 +1,14 @@
 import assert from 'node:assert/strict';
+import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import * as client from 'openid-client';
 import { fetch } from 'undici';
+import { resetTwoFactor } from '../src/cli/users.ts';
 import { INVALID_CODE, TOO_MANY_CODES } from '../src/interactions/second-factor.ts';
+import { createLogger } from '../src/logger.ts';
 import { ACR_MFA, ACR_PASSWORD, PAPE_MULTI_FACTOR } from '../src/mfa/policy.ts';
 import { generateSecret, timeStep } from '../src/mfa/totp.ts';
+import { openServices } from '../src/services.ts';
 import { alertText, TestBrowser, type PageResponse } from './support/browser.ts';
 import { createTestClient, startTestIdp, TEST_PASSWORD, type TestIdp } from './support/idp.ts';
 import {
@@ -560,6 +564,71 @@ describe('second factor', () => {
     } finally {
       await nodeB.close();
     }
+  });
+
+  it('reset-2fa ends sessions and refresh tokens', async () => {
+    const user = await enrolledUser();
+    const signedIn = [];
+    for (let i = 0; i < 2; i++) {
+      const { page, browser, start } = await signIn(user.username);
+      const done = await submitCode(
+        browser,
+        page,
+        await user.authenticator.nextCode(),
+        app.redirectUri,
+      );
+      signedIn.push({ browser, ...(await exchange(config, start, done)) });
+    }
+    for (const { browser, tokens } of signedIn) {
+      assert.ok(tokens.refresh_token, 'a refresh token');
+      assert.ok((await silentAuthorization(browser)).searchParams.get('code'));
+    }
+
+    let output = '';
+    const out = new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        output += chunk.toString();
+        done();
+      },
+    });
+    const logger = createLogger('silent');
+    const services = await openServices(idp.config, logger, {
+      migrateOnOpen: false,
+      redis: true,
+      role: 'command',
+    });
+    try {
+      await resetTwoFactor(services, user.username.toUpperCase(), {
+        out,
+        logger,
+      });
+    } finally {
+      await services.close();
+    }
+    assert.match(output, new RegExp(`two-step sign-in of ${user.username} removed`));
+    assert.match(output, /ended [1-9]\d* session\(s\) and grant\(s\)/);
+    assert.deepEqual(await idp.mfa.status(user.id), { enrolled: false, recoveryCodesLeft: 0 });
+
+    for (const { browser, tokens } of signedIn) {
+      const silent = await silentAuthorization(browser);
+      assert.equal(silent.searchParams.get('error'), 'login_required');
+      await assert.rejects(
+        client.refreshTokenGrant(config, tokens.refresh_token!),
+        (error: Error & { error?: string }) => error.error === 'invalid_grant',
+      );
+      const introspected = await client.tokenIntrospection(config, tokens.access_token);
+      assert.equal(introspected.active, false);
+    }
+    const keys = await idp.testRedis.keys();
+    assert.ok(!keys.some((key) => key.includes(`account:${user.id}`)), 'account index left');
+
+    // The next sign-in enrols again when 2FA is required, and needs only the password otherwise.
+    const plain = await signIn(user.username);
+    assert.equal(pageKind(plain.page, app.redirectUri), 'app');
+    await withServerSetting(async () => {
+      const next = await signIn(user.username);
+      assert.equal(pageKind(next.page, app.redirectUri), 'enrol');
+    });
   });
 
   it('pages and log keep secrets safe', async () => {

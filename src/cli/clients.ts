@@ -6,7 +6,7 @@ const collect = (value: string, previous: string[] = []) => [...previous, value]
 
 interface CreateOptions {
   clientId: string;
-  redirectUri: string[];
+  redirectUri?: string[];
   postLogoutRedirectUri?: string[];
   public?: boolean;
   clientSecretStdin?: boolean;
@@ -14,6 +14,20 @@ interface CreateOptions {
   require2fa?: boolean;
   consent?: boolean;
   name?: string;
+}
+
+/** Returns the store's fields of the options shared by `create` and `update`. */
+function clientFields(options: Omit<CreateOptions, 'clientId'>, clientSecret?: string) {
+  return {
+    name: options.name,
+    redirectUris: options.redirectUri,
+    postLogoutRedirectUris: options.postLogoutRedirectUri,
+    backchannelLogoutUri: options.backchannelLogoutUri,
+    isPublic: options.public,
+    clientSecret,
+    require2fa: options.require2fa,
+    consent: options.consent,
+  };
 }
 
 export function registerClientCommands(program: Command, withServices: WithServices): void {
@@ -46,15 +60,9 @@ export function registerClientCommands(program: Command, withServices: WithServi
         : undefined;
       await withServices(async ({ clients: store }) => {
         const { client, generatedSecret } = await store.create({
+          ...clientFields(options, clientSecret),
           clientId: options.clientId,
-          name: options.name,
-          redirectUris: options.redirectUri,
-          postLogoutRedirectUris: options.postLogoutRedirectUri,
-          backchannelLogoutUri: options.backchannelLogoutUri,
-          isPublic: options.public,
-          clientSecret,
-          require2fa: options.require2fa,
-          consent: options.consent,
+          redirectUris: options.redirectUri ?? [],
         });
         process.stdout.write(`created client ${client.clientId}\n`);
         if (generatedSecret) {
@@ -62,6 +70,41 @@ export function registerClientCommands(program: Command, withServices: WithServi
             `client secret (shown only now, store it in the app's configuration): ${generatedSecret}\n`,
           );
         }
+      });
+    });
+
+  clients
+    .command('update')
+    .description(
+      'change a registered app; options left out keep their value, and a repeated option replaces the whole list',
+    )
+    .argument('<client-id>')
+    .option('--redirect-uri <uri>', 'exact redirect URI; repeat for several', collect)
+    .option(
+      '--post-logout-redirect-uri <uri>',
+      'where logout may send the user back; repeatable',
+      collect,
+    )
+    .option('--public', 'make it a public app without a secret (PKCE only)')
+    .option(
+      '--client-secret-stdin',
+      'read a new client secret (32 characters or more) from standard input',
+    )
+    .option('--backchannel-logout-uri <uri>', 'where idp posts a logout token when a session ends')
+    .option('--require-2fa', 'users of this app must pass a second factor')
+    .option('--no-require-2fa', 'the server-wide setting decides (the default)')
+    .option('--consent', 'ask users to allow access (for apps run by someone else)')
+    .option('--no-consent', 'do not ask users to allow access')
+    .option('--name <name>', 'name shown to users on the sign-in page')
+    .action(async (clientId: string, options: Omit<CreateOptions, 'clientId'>) => {
+      const clientSecret = options.clientSecretStdin
+        ? await readRequiredSecret('Client secret')
+        : undefined;
+      await withServices(async ({ clients: store }) => {
+        const client = await store.update(clientId, clientFields(options, clientSecret));
+        process.stdout.write(
+          `updated client ${client.clientId}: ${client.isPublic ? 'public' : 'confidential'}, 2FA ${client.require2fa ? 'required' : 'per server setting'}, consent ${client.consent ? 'asked' : 'not asked'}\n`,
+        );
       });
     });
 

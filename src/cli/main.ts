@@ -10,12 +10,19 @@ import { describeError } from '../server/outages.ts';
 import { openServices, type Services } from '../services.ts';
 import { registerClientCommands } from './clients.ts';
 import { registerKeyCommands } from './keys.ts';
+import { registerSettingsCommands } from './settings.ts';
 import { registerUserCommands } from './users.ts';
 
-export type WithServices = (work: (services: Services) => Promise<void>) => Promise<void>;
+export type WithServices = (
+  work: (services: Services) => Promise<void>,
+  options?: { redis?: boolean },
+) => Promise<void>;
 
-/** Opens the database for one command, logging only warnings to standard error. */
-const withServices: WithServices = async (work) => {
+/**
+ * Opens the database (and Redis when `options.redis` is set) for one command, logging only
+ * warnings to standard error.
+ */
+const withServices: WithServices = async (work, options = {}) => {
   const config = loadConfig(process.env, 'command');
   const logger = createLogger(
     config.logLevel === 'info' ? 'warn' : config.logLevel,
@@ -23,7 +30,7 @@ const withServices: WithServices = async (work) => {
   );
   const services = await openServices(config, logger, {
     migrateOnOpen: true,
-    redis: false,
+    redis: options.redis ?? false,
     role: 'command',
   });
   try {
@@ -131,6 +138,7 @@ export function buildProgram(): Command {
   registerUserCommands(program, withServices);
   registerClientCommands(program, withServices);
   registerKeyCommands(program, withServices);
+  registerSettingsCommands(program, withServices);
 
   return program;
 }

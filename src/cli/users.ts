@@ -1,4 +1,6 @@
 import type { Command } from 'commander';
+import { createLogger, type Logger } from '../logger.ts';
+import { createSessionStorage, type Services } from '../services.ts';
 import { printJson, printTable, readRequiredSecret } from './io.ts';
 import type { WithServices } from './main.ts';
 
@@ -52,6 +54,16 @@ export function registerUserCommands(program: Command, withServices: WithService
   }
 
   users
+    .command('reset-2fa')
+    .description(
+      "remove a user's TOTP authenticator and recovery codes, and end the user's sessions, grants and refresh tokens; the next sign-in sets up an authenticator again when 2FA is required",
+    )
+    .argument('<username>')
+    .action(async (username: string) => {
+      await withServices((services) => resetTwoFactor(services, username), { redis: true });
+    });
+
+  users
     .command('list')
     .description('list users')
     .option('--json', 'one JSON object per line')
@@ -84,4 +96,37 @@ export function registerUserCommands(program: Command, withServices: WithService
         );
       });
     });
+}
+
+/**
+ * Removes a user's authenticator and recovery codes, then ends every session and grant of the
+ * user in Redis (refresh and access tokens go with their grants). Writes what it did to `out`.
+ */
+export async function resetTwoFactor(
+  services: Services,
+  username: string,
+  options: { out?: NodeJS.WritableStream; logger?: Logger } = {},
+): Promise<void> {
+  const out = options.out ?? process.stdout;
+  const logger = options.logger ?? createLogger('info', process.stderr);
+  const account = await services.accounts.get(username);
+  const removed = await services.mfa.reset(account.id);
+  // TODO: write the audit event "2FA reset" once the audit log exists.
+  logger.info({ accountId: account.id, removed }, '2FA reset');
+  out.write(
+    removed
+      ? `two-step sign-in of ${account.username} removed\n`
+      : `${account.username} had no two-step sign-in\n`,
+  );
+  if (!services.redis) {
+    logger.warn(
+      { accountId: account.id },
+      'REDIS_URL is not set, so sessions live inside the server process and cannot be ended from here; they end when they expire or the server restarts',
+    );
+
+    return;
+  }
+  const { Sessions } = createSessionStorage(services, logger);
+  const ended = await Sessions.revokeByAccountId(account.id);
+  out.write(`ended ${ended} session(s) and grant(s) of ${account.username}\n`);
 }

@@ -17,6 +17,9 @@ export interface ClientInput {
   consent?: boolean;
 }
 
+/** Changes to a registered client. Fields left out keep their value. */
+export type ClientChanges = Partial<Omit<ClientInput, 'clientId'>>;
+
 export interface ClientRecord {
   clientId: string;
   name: string | null;
@@ -179,6 +182,62 @@ export class ClientStore {
       }
       throw error;
     }
+  }
+
+  /**
+   * Changes a registered client. `isPublic: true` drops its secret, and a new `clientSecret` makes
+   * it confidential with that secret. Returns the record after the change.
+   */
+  async update(clientId: string, changes: ClientChanges): Promise<ClientRecord> {
+    const rows = await this.#db.query<ClientRow>('SELECT * FROM clients WHERE client_id = $1', [
+      clientId,
+    ]);
+    const row = rows[0];
+    if (!row) throw new AppError('not_found', `client '${clientId}' not found`);
+    const current = toRecord(row);
+    const defined = Object.fromEntries(
+      Object.entries(changes).filter(([, value]) => value !== undefined),
+    ) as ClientChanges;
+    const next: ClientInput = {
+      clientId,
+      name: current.name ?? undefined,
+      redirectUris: current.redirectUris,
+      postLogoutRedirectUris: current.postLogoutRedirectUris,
+      backchannelLogoutUri: current.backchannelLogoutUri ?? undefined,
+      isPublic: changes.clientSecret === undefined ? current.isPublic : false,
+      require2fa: current.require2fa,
+      consent: current.consent,
+      ...defined,
+    };
+    validate(next);
+    let secretCiphertext: string | null = null;
+    if (next.clientSecret !== undefined) {
+      secretCiphertext = this.#encryptor.encrypt(next.clientSecret, secretContext(clientId));
+    } else if (!next.isPublic) {
+      secretCiphertext = row.secret_ciphertext;
+      if (secretCiphertext === null) {
+        throw new AppError(
+          'invalid_input',
+          'a public client becomes confidential only with a new secret: add --client-secret-stdin',
+        );
+      }
+    }
+    const updated = await this.#db.query<ClientRow>(
+      `UPDATE clients SET name = $2, metadata = $3, secret_ciphertext = $4, require_2fa = $5,
+         consent = $6, updated_at = now()
+       WHERE client_id = $1 RETURNING *`,
+      [
+        clientId,
+        next.name ?? null,
+        JSON.stringify(toMetadata(next)),
+        secretCiphertext,
+        next.require2fa ?? false,
+        next.consent ?? false,
+      ],
+    );
+    if (!updated[0]) throw new AppError('not_found', `client '${clientId}' not found`);
+
+    return toRecord(updated[0]);
   }
 
   async list(): Promise<ClientRecord[]> {

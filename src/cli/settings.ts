@@ -1,0 +1,82 @@
+import { userInfo } from 'node:os';
+import type { Command } from 'commander';
+import { createLogger } from '../logger.ts';
+import { parseSwitch, settingName, SETTINGS } from '../settings.ts';
+import { printJson, printTable } from './io.ts';
+import type { WithServices } from './main.ts';
+
+/** Names the operating-system user running the command, for the record of who changed what. */
+function osUser(): string {
+  try {
+    return userInfo().username;
+  } catch {
+    // Containers may run under a uid with no passwd entry.
+    return process.env['USER'] ?? `uid ${process.getuid?.() ?? 'unknown'}`;
+  }
+}
+
+export function registerSettingsCommands(program: Command, withServices: WithServices): void {
+  const settings = program
+    .command('settings')
+    .description('server-wide settings, stored in the database and read by every node');
+
+  settings
+    .command('set')
+    .description(
+      `change a setting; it applies to the next sign-in on every node, with no restart (${Object.keys(SETTINGS).join(', ')})`,
+    )
+    .argument('<name>', 'setting name, such as require-2fa')
+    .argument('<value>', 'on or off')
+    .action(async (nameText: string, valueText: string) => {
+      const name = settingName(nameText);
+      const value = parseSwitch(name, valueText);
+      const who = osUser();
+      await withServices(async ({ settings: store }) => {
+        await store.set(name, value, who);
+        // TODO: write the audit event "setting changed" once the audit log exists.
+        createLogger('info', process.stderr).info(
+          { setting: name, value, changedBy: who },
+          'setting changed',
+        );
+        process.stdout.write(`${name} is now ${value ? 'on' : 'off'}\n`);
+      });
+    });
+
+  settings
+    .command('get')
+    .description('print the value of one setting: on or off')
+    .argument('<name>', 'setting name, such as require-2fa')
+    .action(async (nameText: string) => {
+      const name = settingName(nameText);
+      await withServices(async ({ settings: store }) => {
+        process.stdout.write(`${(await store.get(name)) ? 'on' : 'off'}\n`);
+      });
+    });
+
+  settings
+    .command('list')
+    .description('list every setting with its value and last change')
+    .option('--json', 'one JSON object per line')
+    .action(async (options: { json?: boolean }) => {
+      await withServices(async ({ settings: store }) => {
+        const list = await store.list();
+        if (options.json) {
+          for (const setting of list) {
+            printJson({ ...setting, updatedAt: setting.updatedAt?.toISOString() ?? null });
+          }
+
+          return;
+        }
+        printTable(
+          ['NAME', 'VALUE', 'CHANGED', 'BY', 'MEANING'],
+          list.map((setting) => [
+            setting.name,
+            setting.value ? 'on' : 'off',
+            setting.updatedAt?.toISOString() ?? '-',
+            setting.updatedBy ?? '-',
+            setting.description,
+          ]),
+        );
+      });
+    });
+}
