@@ -27,6 +27,8 @@ export interface ParsedForm {
   action: string;
   method: string;
   fields: Record<string, string>;
+  /** The `formaction` URLs of the form's buttons, which post the same fields elsewhere. */
+  buttonActions: string[];
 }
 
 /** Reads the forms of a page the way a browser would submit them (hidden and text inputs). */
@@ -42,7 +44,10 @@ export function parseForms(html: string): ParsedForm[] {
       if (name)
         fields[decodeHtml(name)] = decodeHtml(/\bvalue="([^"]*)"/.exec(input[1] ?? '')?.[1] ?? '');
     }
-    forms.push({ action, method, fields });
+    const buttonActions = [
+      ...(match[2] ?? '').matchAll(/<button\b[^>]*\bformaction="([^"]*)"/g),
+    ].map((button) => decodeHtml(button[1] ?? ''));
+    forms.push({ action, method, fields, buttonActions });
   }
 
   return forms;
@@ -123,7 +128,7 @@ export class TestBrowser {
 
   /**
    * Submits a form of a page with the given fields filled in: the first form, or the one whose
-   * action ends with `action`.
+   * action (or one of whose buttons' formaction) ends with `action`, to that URL.
    */
   async submit(
     page: PageResponse,
@@ -132,13 +137,17 @@ export class TestBrowser {
     action?: string,
   ): Promise<PageResponse> {
     const forms = parseForms(page.body);
-    const form = action ? forms.find((candidate) => candidate.action.endsWith(action)) : forms[0];
+    const targets = (form: ParsedForm) => [form.action, ...form.buttonActions];
+    const form = action
+      ? forms.find((candidate) => targets(candidate).some((url) => url.endsWith(action)))
+      : forms[0];
     if (!form) {
       throw new Error(`no form ${action ?? ''} on ${page.url}: ${page.body.slice(0, 300)}`);
     }
+    const target = action ? targets(form).find((url) => url.endsWith(action)) : form.action;
 
     return this.follow(
-      new URL(form.action, page.url).href,
+      new URL(target ?? form.action, page.url).href,
       { form: { ...form.fields, ...values } },
       stopAt,
     );
