@@ -12,6 +12,7 @@ import { SettingsStore } from '../src/settings.ts';
 import { runIdp } from './support/cli.ts';
 import { createTestDatabase, type TestDatabase } from './support/postgres.ts';
 import { TEST_REDIS_URL } from './support/redis.ts';
+import { referenceTotp } from './support/totp.ts';
 
 describe('idp command line: 2FA', () => {
   let testDatabase: TestDatabase;
@@ -155,5 +156,22 @@ describe('idp command line: 2FA', () => {
     const unknown = await idp(['users', 'reset-2fa', 'nobody']);
     assert.equal(unknown.code, 1);
     assert.equal(unknown.stderr, "idp: user 'nobody' not found\n");
+  });
+
+  it('keys reencrypt moves TOTP secrets', async () => {
+    const accounts = new AccountStore(database);
+    const account = await accounts.create({ username: 'Erin', password: 'long enough pass' });
+    const secret = generateSecret();
+    await new MfaStore(database, new Encryptor([encryptionKey])).enrol(account.id, secret, 1);
+    const newKey = randomBytes(32);
+    const both = `${newKey.toString('base64')},${encryptionKey.toString('base64')}`;
+
+    const result = await idp(['keys', 'reencrypt'], { IDP_ENCRYPTION_KEY: both });
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(result.stdout, /TOTP secrets: 1 of 1 re-encrypted/);
+
+    const onlyNew = new MfaStore(database, new Encryptor([newKey]));
+    const code = referenceTotp(secret, Date.now() / 1000);
+    assert.equal(await onlyNew.verifyTotp(account.id, code), 'accepted');
   });
 });

@@ -21,7 +21,8 @@ interface CredentialRow {
   last_step: string | number;
 }
 
-const secretContext = (accountId: string) => `totp:${accountId}`;
+/** Additional data that binds a TOTP secret's ciphertext to its account. */
+export const totpSecretContext = (accountId: string) => `totp:${accountId}`;
 
 /** Queries of the `totp_credentials` and `recovery_codes` tables. Secrets are stored encrypted. */
 export class MfaStore {
@@ -58,7 +59,7 @@ export class MfaStore {
       const inserted = await tx.query(
         `INSERT INTO totp_credentials (account_id, secret_ciphertext, last_step, last_used_at)
          VALUES ($1, $2, $3, now()) ON CONFLICT (account_id) DO NOTHING RETURNING 1`,
-        [accountId, this.#encryptor.encrypt(secret, secretContext(accountId)), acceptedStep],
+        [accountId, this.#encryptor.encrypt(secret, totpSecretContext(accountId)), acceptedStep],
       );
       if (inserted.length === 0) {
         throw new AppError('conflict', 'Two-step sign-in is already set up for this account.');
@@ -75,7 +76,7 @@ export class MfaStore {
       `UPDATE totp_credentials
        SET secret_ciphertext = $2, last_step = $3, created_at = now(), last_used_at = now()
        WHERE account_id = $1 RETURNING 1`,
-      [accountId, this.#encryptor.encrypt(secret, secretContext(accountId)), acceptedStep],
+      [accountId, this.#encryptor.encrypt(secret, totpSecretContext(accountId)), acceptedStep],
     );
     if (rows.length === 0) {
       throw new AppError('conflict', 'Two-step sign-in is not set up for this account.');
@@ -96,7 +97,7 @@ export class MfaStore {
     if (!row) return 'not_enrolled';
     if (code === undefined) return 'wrong';
 
-    const secret = this.#encryptor.decrypt(row.secret_ciphertext, secretContext(accountId));
+    const secret = this.#encryptor.decrypt(row.secret_ciphertext, totpSecretContext(accountId));
     const lastStep = Number(row.last_step);
     const fresh = matchingSteps(secret, code, this.#now(), lastStep);
     if (fresh.length === 0) {

@@ -1,4 +1,5 @@
 import type { Database } from '../db/database.ts';
+import { totpSecretContext } from '../mfa/store.ts';
 import { secretContext } from '../oidc/clients.ts';
 import { signingKeyContext } from '../oidc/keys.ts';
 import { Encryptor } from './encryption.ts';
@@ -27,6 +28,13 @@ export const ENCRYPTED_COLUMNS: readonly EncryptedColumn[] = [
     id: 'client_id',
     column: 'secret_ciphertext',
     context: secretContext,
+  },
+  {
+    what: 'TOTP secrets',
+    table: 'totp_credentials',
+    id: 'account_id',
+    column: 'secret_ciphertext',
+    context: totpSecretContext,
   },
 ];
 
