@@ -662,4 +662,39 @@ describe('second factor', () => {
       assert.ok(log.includes('TOTP enrolled'));
     });
   });
+
+  it('metrics count second-factor outcomes', async () => {
+    const scrape = async () => {
+      const response = await fetch(`${idp.url}/metrics`, { dispatcher: idp.dispatcher });
+      const text = await response.text();
+
+      return (outcome: string) =>
+        Number(
+          new RegExp(`^idp_second_factor_total\\{outcome="${outcome}"\\} (\\d+)`, 'm').exec(
+            text,
+          )?.[1] ?? 0,
+        );
+    };
+    const before = await scrape();
+    const user = await enrolledUser();
+    const { page, browser } = await signIn(user.username);
+    await submitCode(browser, page, wrongCodeFor(user.authenticator), app.redirectUri);
+    await submitCode(browser, page, await user.authenticator.nextCode(), app.redirectUri);
+    const viaRecovery = await signIn(user.username);
+    const recoveryPage = await viaRecovery.browser.follow(
+      `${viaRecovery.page.url.replace(/\/$/, '')}/recovery`,
+    );
+    const passed = await submitCode(
+      viaRecovery.browser,
+      recoveryPage,
+      user.codes[1]!,
+      app.redirectUri,
+    );
+    await viaRecovery.browser.submit(passed, {}, app.redirectUri);
+
+    const after = await scrape();
+    for (const outcome of ['success', 'wrong_code', 'recovery_code']) {
+      assert.equal(after(outcome) - before(outcome), 1, outcome);
+    }
+  });
 });
