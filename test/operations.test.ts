@@ -89,7 +89,7 @@ describe('metrics and health endpoints', () => {
     const moved = (name: string, labels: Record<string, string>) =>
       sample(text, name, labels) - sample(beforeText, name, labels);
     assert.equal(moved('idp_sign_ins_total', { outcome: 'success' }), 1);
-    assert.equal(moved('idp_sign_ins_total', { outcome: 'wrong_password' }), 1);
+    assert.equal(moved('idp_sign_ins_total', { outcome: 'failed' }), 1);
     assert.equal(moved('idp_tokens_issued_total', { grant_type: 'authorization_code' }), 1);
     assert.equal(moved('idp_tokens_issued_total', { grant_type: 'refresh_token' }), 1);
     const tokenRequests = moved('idp_http_request_duration_seconds_count', {

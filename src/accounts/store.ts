@@ -42,7 +42,8 @@ function toAccount(row: AccountRow): Account {
   };
 }
 
-const EMAIL_PATTERN = /^[^\s@]+@[^\s@]+$/;
+const CONTROL_CHARACTERS = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/u;
+const EMAIL_PATTERN = /^[^\s@\p{Cc}\p{Cf}\p{Zl}\p{Zp}]+@[^\s@\p{Cc}\p{Cf}\p{Zl}\p{Zp}]+$/u;
 
 /** Queries of the `accounts` table. */
 export class AccountStore {
@@ -60,6 +61,9 @@ export class AccountStore {
   }): Promise<Account> {
     const problem = usernameProblem(input.username) ?? passwordProblem(input.password);
     if (problem) throw new AppError('invalid_input', problem);
+    if (input.name !== undefined && CONTROL_CHARACTERS.test(input.name)) {
+      throw new AppError('invalid_input', 'name must not contain control or formatting characters');
+    }
     if (input.email !== undefined && !EMAIL_PATTERN.test(input.email)) {
       throw new AppError('invalid_input', `email '${input.email}' is not a valid address`);
     }

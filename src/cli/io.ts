@@ -40,7 +40,9 @@ export function printJson(value: unknown): void {
 }
 
 /** Prints rows as aligned columns with a header line. */
-export function printTable(headers: string[], rows: string[][]): void {
+export function printTable(headers: string[], rawRows: string[][]): void {
+  // Control characters in stored values would move the cursor or fake a row on the terminal.
+  const rows = rawRows.map((row) => row.map((cell) => JSON.stringify(cell).slice(1, -1)));
   const widths = headers.map((header, i) =>
     Math.max(header.length, ...rows.map((row) => (row[i] ?? '').length)),
   );

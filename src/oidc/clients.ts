@@ -84,6 +84,9 @@ function validate(input: ClientInput): void {
   if (input.clientId === ACCOUNT_CLIENT_ID) {
     problems.push(`client id '${ACCOUNT_CLIENT_ID}' is reserved for idp's own account page`);
   }
+  if (input.name !== undefined && /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/u.test(input.name)) {
+    problems.push('--name must not contain control or formatting characters');
+  }
   if (input.redirectUris.length === 0) problems.push('at least one --redirect-uri is required');
   for (const uri of input.redirectUris) problems.push(uriProblem(uri, '--redirect-uri') ?? '');
   for (const uri of input.postLogoutRedirectUris ?? []) {

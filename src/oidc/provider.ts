@@ -53,6 +53,24 @@ function interactionPolicyWithSecondFactor(
       ? interactionPolicy.Check.REQUEST_PROMPT
       : interactionPolicy.Check.NO_NEED_TO_PROMPT;
   };
+  // A session whose account was disabled or deleted must sign in again; without this check the
+  // session passes the login prompt and the consent prompt fails on the missing grant.
+  const accountGone = (ctx: KoaContextWithOIDC) =>
+    Promise.resolve(
+      ctx.oidc.session?.accountId && !ctx.oidc.account
+        ? interactionPolicy.Check.REQUEST_PROMPT
+        : interactionPolicy.Check.NO_NEED_TO_PROMPT,
+    );
+  policy
+    .get('login')
+    ?.checks.add(
+      new interactionPolicy.Check(
+        'account_unavailable',
+        'the account of the session can no longer sign in',
+        'login_required',
+        accountGone,
+      ),
+    );
   // Checks added after the prompt was built get no default error, so it is named here.
   policy
     .get('login')

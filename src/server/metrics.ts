@@ -7,7 +7,7 @@ import type { RedisClient } from '../db/redis.ts';
 import type { DependencyMonitor } from './outages.ts';
 
 /** Outcomes of the password step, as counted. */
-export type SignInOutcome = 'success' | 'unknown_user' | 'wrong_password' | 'disabled' | 'locked';
+export type SignInOutcome = 'success' | 'failed' | 'locked';
 
 /** Outcomes of the second-factor step, as counted. */
 export type SecondFactorOutcome = 'success' | 'wrong_code' | 'replayed_code' | 'recovery_code';
