@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { accessSync, constants, readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import path from 'node:path';
 import { z } from 'zod';
@@ -89,6 +89,35 @@ const cookieKeys = z.string().transform((text, ctx) => {
   return keys;
 });
 
+/** Image types a logo may have, by file extension, with the type idp serves it as. */
+export const LOGO_TYPES: Record<string, string> = {
+  '.svg': 'image/svg+xml',
+  '.png': 'image/png',
+  '.jpg': 'image/jpeg',
+  '.jpeg': 'image/jpeg',
+  '.webp': 'image/webp',
+};
+
+const logoFile = z.string().superRefine((file, ctx) => {
+  if (!(path.extname(file).toLowerCase() in LOGO_TYPES)) {
+    ctx.addIssue({
+      code: 'custom',
+      message: `must name an .svg, .png, .jpg or .webp file, but it is '${file}'`,
+    });
+
+    return;
+  }
+  try {
+    accessSync(file, constants.R_OK);
+  } catch (error) {
+    const reason = (error as NodeJS.ErrnoException).code ?? 'unreadable';
+    ctx.addIssue({
+      code: 'custom',
+      message: `must name a readable image file, but it is '${file}', which cannot be read (${reason})`,
+    });
+  }
+});
+
 const connectionUrl = (schemes: string[], example: string) =>
   z.string().refine(
     (text) => {
@@ -173,12 +202,36 @@ export const configSchema = z.object({
     .describe(
       '32-byte key in base64 that encrypts TOTP secrets, client secrets and signing keys at rest; several separated by commas, newest first, while rotating. Generated in embedded mode, required otherwise.',
     ),
+  IDP_PRODUCT_NAME: z
+    .string()
+    .trim()
+    .min(1)
+    .max(60, { error: 'must be at most 60 characters' })
+    .optional()
+    .describe(
+      'Name of the service shown at the top of every page and in page titles, such as "Riverside Health sign-in". Default: idp.',
+    ),
+  IDP_LOGO_FILE: logoFile
+    .optional()
+    .describe(
+      'Path of a logo image (.svg, .png, .jpg or .webp) shown instead of the product name at the top of every page, with the product name as its text alternative. Read once at start-up.',
+    ),
   IDP_TOTP_ISSUER: z
     .string()
     .min(1)
     .optional()
     .describe(
-      'Label that authenticator apps show beside the account. Default: the host of IDP_ISSUER.',
+      'Label that authenticator apps show beside the account. Default: IDP_PRODUCT_NAME when set, else the host of IDP_ISSUER.',
+    ),
+  IDP_SESSION_IDLE: duration
+    .prefault('15m')
+    .describe(
+      'Idle session lifetime: a session not used for this long ends, and the next sign-in asks for the password again. A duration such as 90s, 15m, 8h or 7d.',
+    ),
+  IDP_SESSION_MAX: duration
+    .prefault('8h')
+    .describe(
+      'Absolute session lifetime: a session ends this long after sign-in however much it is used. A duration such as 8h.',
     ),
   IDP_METRICS_PORT: port
     .optional()
@@ -186,17 +239,15 @@ export const configSchema = z.object({
       'Serve /metrics over plain HTTP on this port of IDP_HOST instead of the main port, so that it need not be public.',
     ),
   IDP_KEY_ACTIVATION_DELAY: duration
-    .default(24 * 3600)
+    .prefault('24h')
     .describe(
       'How long a key made by `idp keys rotate` is published before it starts signing; longer than the JWKS cache of every relying app.',
     ),
   IDP_SHUTDOWN_TIMEOUT: duration
-    .default(10)
+    .prefault('10s')
     .describe(
       'On SIGTERM, how long in-flight requests may take before the remaining connections are cut.',
     ),
-  IDP_SESSION_IDLE: duration.default(15 * 60).describe('Idle session lifetime, such as 15m.'),
-  IDP_SESSION_MAX: duration.default(8 * 3600).describe('Absolute session lifetime, such as 8h.'),
   LOG_LEVEL: z
     .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], {
       error: 'must be one of fatal, error, warn, info, debug, trace, silent',
@@ -206,7 +257,7 @@ export const configSchema = z.object({
 });
 
 /** Variables whose values never appear in error messages, since they may hold credentials. */
-const SECRET_VARIABLES = new Set([
+export const SECRET_VARIABLES = new Set([
   'DATABASE_URL',
   'REDIS_URL',
   'IDP_COOKIE_KEYS',
@@ -230,6 +281,8 @@ export interface Config {
   embedded: boolean;
   cookieKeys?: string[];
   encryptionKeys?: Buffer[];
+  /** The operator's product name and logo file, shown on every page. */
+  branding: { productName: string; logoFile?: string };
   totpIssuer: string;
   sessionIdleSeconds: number;
   sessionMaxSeconds: number;
@@ -365,7 +418,11 @@ export function loadConfig(
     embedded: parsed.DATABASE_URL === undefined,
     cookieKeys: parsed.IDP_COOKIE_KEYS,
     encryptionKeys: parsed.IDP_ENCRYPTION_KEY,
-    totpIssuer: parsed.IDP_TOTP_ISSUER ?? issuer.host,
+    branding: {
+      productName: parsed.IDP_PRODUCT_NAME ?? 'idp',
+      logoFile: parsed.IDP_LOGO_FILE && path.resolve(parsed.IDP_LOGO_FILE),
+    },
+    totpIssuer: parsed.IDP_TOTP_ISSUER ?? parsed.IDP_PRODUCT_NAME ?? issuer.host,
     sessionIdleSeconds: parsed.IDP_SESSION_IDLE,
     sessionMaxSeconds: parsed.IDP_SESSION_MAX,
     metricsPort: parsed.IDP_METRICS_PORT,

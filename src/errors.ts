@@ -1,3 +1,5 @@
+import { en, type MessageKey } from './views/messages/en.ts';
+
 export type AppErrorCode =
   | 'invalid_input'
   | 'not_found'
@@ -27,11 +29,27 @@ export class AppError extends Error {
   readonly code: AppErrorCode;
   readonly status: number;
   readonly expose = true;
+  /** The catalogue text that a web page shows in the reader's language instead of `message`. */
+  readonly messageKey?: MessageKey;
 
-  constructor(code: AppErrorCode, message: string, options?: { cause?: unknown }) {
+  constructor(
+    code: AppErrorCode,
+    message: string,
+    options?: { cause?: unknown; messageKey?: MessageKey },
+  ) {
     super(message, options);
     this.name = 'AppError';
     this.code = code;
     this.status = statusByCode[code];
+    this.messageKey = options?.messageKey;
   }
+}
+
+/** An error for a web page, whose text comes from the message catalogues (English in logs). */
+export function pageError(
+  code: AppErrorCode,
+  messageKey: MessageKey,
+  options: { cause?: unknown } = {},
+): AppError {
+  return new AppError(code, en[messageKey], { ...options, messageKey });
 }

@@ -57,6 +57,32 @@ describe('loadConfig', () => {
     assert.equal(config.sessionMaxSeconds, 43200);
   });
 
+  it('branding: product name, logo file, and the TOTP label that follows the name', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'idp-logo-'));
+    const logo = path.join(dir, 'logo.svg');
+    writeFileSync(logo, '<svg xmlns="http://www.w3.org/2000/svg"/>');
+    const config = loadConfig({ IDP_PRODUCT_NAME: ' Riverside Health ', IDP_LOGO_FILE: logo });
+    assert.deepEqual(config.branding, { productName: 'Riverside Health', logoFile: logo });
+    assert.equal(config.totpIssuer, 'Riverside Health');
+    assert.equal(
+      loadConfig({ IDP_PRODUCT_NAME: 'Riverside', IDP_TOTP_ISSUER: 'RH' }).totpIssuer,
+      'RH',
+    );
+    assert.deepEqual(loadConfig({}).branding, { productName: 'idp', logoFile: undefined });
+
+    const problems = problemsOf({
+      IDP_LOGO_FILE: path.join(dir, 'missing.png'),
+      IDP_PRODUCT_NAME: 'x'.repeat(61),
+    });
+    assert.equal(problems.length, 2, problems.join('\n'));
+    assert.match(problems.join('\n'), /IDP_LOGO_FILE must name a readable image file.*ENOENT/);
+    assert.match(problems.join('\n'), /IDP_PRODUCT_NAME must be at most 60 characters/);
+    assert.match(
+      problemsOf({ IDP_LOGO_FILE: path.join(dir, 'logo.gif') })[0] ?? '',
+      /must name an \.svg, \.png, \.jpg or \.webp file/,
+    );
+  });
+
   it('reports every problem at once, one line each', () => {
     const problems = problemsOf({
       IDP_PORT: 'eighty',

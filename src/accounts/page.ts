@@ -1,7 +1,7 @@
 import Router from '@koa/router';
 import type { Context } from 'koa';
 import type Provider from 'oidc-provider';
-import { AppError } from '../errors.ts';
+import { pageError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import type { CodeAttempts } from '../mfa/attempts.ts';
 import { enrolmentView, openPendingSecret, sealPendingSecret } from '../mfa/enrolment.ts';
@@ -13,7 +13,9 @@ import { generateSecret, matchingSteps, normaliseTotpCode } from '../mfa/totp.ts
 import type { SessionStoreAdapter } from '../oidc/adapters/redis.ts';
 import type { Encryptor } from '../security/encryption.ts';
 import { formBody, formField, noStore } from '../server/forms.ts';
-import { renderPage } from '../views/render.ts';
+import type { MessageKey } from '../views/i18n.ts';
+import { en } from '../views/messages/en.ts';
+import { pageTranslator, renderPage } from '../views/render.ts';
 import {
   callbackStateMatches,
   csrfToken,
@@ -22,7 +24,12 @@ import {
   type SignedInUser,
   signedInUser,
 } from './page-session.ts';
-import { MAX_PASSWORD_LENGTH, passwordProblem, verifyPassword } from './password.ts';
+import {
+  MAX_PASSWORD_LENGTH,
+  MIN_PASSWORD_LENGTH,
+  passwordProblem,
+  verifyPassword,
+} from './password.ts';
 import type { AccountStore } from './store.ts';
 
 /** The dependencies of the account page, wired once at start-up. */
@@ -49,41 +56,56 @@ export interface AccountStep {
   replacing: boolean;
 }
 
-export const WRONG_PASSWORD_OR_CODE = 'The current password or code is incorrect.';
+/** The message, in English, for a wrong current password or code on the account page. */
+export const WRONG_PASSWORD_OR_CODE = en['account.wrongPasswordOrCode'];
+
 const ENROLMENT_SECONDS = 10 * 60;
 const ATTEMPT_WINDOW_SECONDS = 15 * 60;
 
-const title = 'Your account';
+/** The account page's form that an error belongs to, so its fields point at the message. */
+type AccountForm = 'twoStep' | 'password';
 
-function renderAccount(ctx: Context, deps: AccountPageDeps, user: SignedInUser, error?: string) {
+const accountForm = (ctx: Context): AccountForm =>
+  ctx.path === '/account/password' ? 'password' : 'twoStep';
+
+function renderAccount(
+  ctx: Context,
+  deps: AccountPageDeps,
+  user: SignedInUser,
+  error?: { key: MessageKey; form: AccountForm; values?: Record<string, string> },
+) {
   ctx.type = 'html';
-  ctx.body = renderPage('account', {
-    title,
+  ctx.body = renderPage(ctx, 'account', {
+    title: 'account.title',
     username: user.account.username,
     enrolled: user.mfa.enrolled,
     recoveryCodesLeft: user.mfa.recoveryCodesLeft,
     csrf: csrfToken(deps.cookieKeys, user),
-    error,
+    error: error && pageTranslator(ctx).t(error.key, error.values),
+    errorForm: error?.form,
+    minPasswordLength: MIN_PASSWORD_LENGTH,
   });
 }
 
-function renderDone(ctx: Context, message: string, codes?: string[]): void {
+function renderDone(ctx: Context, message: MessageKey, codes?: string[]): void {
+  const { t } = pageTranslator(ctx);
   ctx.type = 'html';
-  ctx.body = renderPage('recovery-codes', {
-    title: codes ? 'Save your recovery codes' : title,
-    message,
+  ctx.body = renderPage(ctx, 'recovery-codes', {
+    title: codes ? 'codes.title' : 'account.title',
+    message: t(message),
     codes,
-    link: { href: '/account', text: 'Back to your account' },
+    link: { href: '/account', text: t('account.back') },
   });
 }
 
-function renderSignInAgain(ctx: Context, pageTitle: string, message: string): void {
+function renderSignInAgain(ctx: Context, pageTitle: MessageKey, message: MessageKey): void {
+  const { t } = pageTranslator(ctx);
   ctx.status = 400;
   ctx.type = 'html';
-  ctx.body = renderPage('error', {
+  ctx.body = renderPage(ctx, 'error', {
     title: pageTitle,
-    message,
-    link: { href: '/account/login', text: 'Sign in again' },
+    message: t(message),
+    link: { href: '/account/login', text: t('account.signInAgain') },
   });
 }
 
@@ -139,7 +161,7 @@ async function checkCurrentCredentials(
   }
   if (attempt.last) return endSession(ctx, deps, user);
   ctx.status = 400;
-  renderAccount(ctx, deps, user, WRONG_PASSWORD_OR_CODE);
+  renderAccount(ctx, deps, user, { key: 'account.wrongPasswordOrCode', form: accountForm(ctx) });
 
   return false;
 }
@@ -150,11 +172,7 @@ async function endSession(ctx: Context, deps: AccountPageDeps, user: SignedInUse
     { accountId: user.account.id, requestId: ctx.state.requestId },
     'account page session ended after too many wrong passwords or codes',
   );
-  renderSignInAgain(
-    ctx,
-    'Signed out',
-    'Too many incorrect passwords or codes. You were signed out for your safety.',
-  );
+  renderSignInAgain(ctx, 'account.signedOutTitle', 'account.tooMany');
 
   return false;
 }
@@ -186,8 +204,8 @@ async function renderEnrolment(
 ) {
   const secret = openPendingSecret(deps.encryptor, step.accountId, step.pendingSecret);
   ctx.type = 'html';
-  ctx.body = renderPage('enrol', {
-    title: step.replacing ? 'Replace your authenticator' : 'Set up two-step sign-in',
+  ctx.body = renderPage(ctx, 'enrol', {
+    title: step.replacing ? 'enrol.replaceTitle' : 'enrol.title',
     action: '/account/authenticator/confirm',
     cancel: '/account',
     csrf: csrfToken(deps.cookieKeys, user),
@@ -206,7 +224,7 @@ async function upgradeSession(user: SignedInUser): Promise<void> {
 async function confirmEnrolment(ctx: Context, deps: AccountPageDeps, user: SignedInUser) {
   const step = await deps.accountSteps.find(user.session.uid);
   if (!step || step.accountId !== user.account.id) {
-    throw new AppError('interaction_expired', 'This setup has expired. Start it again.');
+    throw pageError('interaction_expired', 'enrol.expired');
   }
   const scope = `account:${user.session.uid}`;
   const attempt = await deps.attempts.take(scope, ATTEMPT_WINDOW_SECONDS);
@@ -226,7 +244,7 @@ async function confirmEnrolment(ctx: Context, deps: AccountPageDeps, user: Signe
     });
     if (attempt.last) return endSession(ctx, deps, user);
     ctx.status = 400;
-    await renderEnrolment(ctx, deps, user, step, 'The code is incorrect or has already been used.');
+    await renderEnrolment(ctx, deps, user, step, pageTranslator(ctx).t('code.invalid'));
 
     return false;
   }
@@ -243,27 +261,37 @@ async function confirmEnrolment(ctx: Context, deps: AccountPageDeps, user: Signe
   );
   await endOtherSessions(deps, user, 'authenticator changed');
   await upgradeSession(user);
-  renderDone(
-    ctx,
-    step.replacing
-      ? 'Your new authenticator is set up. Your other sessions were signed out.'
-      : 'Two-step sign-in is on. Your other sessions were signed out.',
-    codes,
-  );
+  renderDone(ctx, step.replacing ? 'account.replaced' : 'account.enrolled', codes);
 
   return true;
 }
 
+/** Returns the catalogue text of what is wrong with a new password, by passwordProblem's rules. */
+function newPasswordProblem(ctx: Context, newPassword: string): string | undefined {
+  const { t } = pageTranslator(ctx);
+  if (passwordProblem(newPassword) === undefined) {
+    const confirmation = formField(ctx, 'confirm_password', MAX_PASSWORD_LENGTH + 1);
+
+    return newPassword === confirmation ? undefined : t('password.mismatch');
+  }
+  if (newPassword.length === 0) return t('password.empty');
+  if (newPassword.length > MAX_PASSWORD_LENGTH) {
+    return t('password.tooLong', { max: MAX_PASSWORD_LENGTH });
+  }
+
+  return t('password.tooShort', { min: MIN_PASSWORD_LENGTH });
+}
+
 async function changePassword(ctx: Context, deps: AccountPageDeps, user: SignedInUser) {
   const newPassword = formField(ctx, 'new_password', MAX_PASSWORD_LENGTH + 1);
-  const problem =
-    passwordProblem(newPassword) ??
-    (newPassword === formField(ctx, 'confirm_password', MAX_PASSWORD_LENGTH + 1)
-      ? undefined
-      : 'the new passwords do not match');
+  const problem = newPasswordProblem(ctx, newPassword);
   if (problem) {
     ctx.status = 400;
-    renderAccount(ctx, deps, user, `The new password cannot be used: ${problem}.`);
+    renderAccount(ctx, deps, user, {
+      key: 'account.passwordUnusable',
+      values: { problem },
+      form: 'password',
+    });
 
     return;
   }
@@ -272,7 +300,7 @@ async function changePassword(ctx: Context, deps: AccountPageDeps, user: SignedI
   // TODO: write the audit event "password changed" once the audit log exists.
   deps.logger.info({ accountId: user.account.id }, 'password changed on the account page');
   await endOtherSessions(deps, user, 'password changed');
-  renderDone(ctx, 'Your password was changed. Your other sessions were signed out.');
+  renderDone(ctx, 'account.passwordChanged');
 }
 
 /** Routes of the account page at /account, for users signed in through idp. */
@@ -284,10 +312,10 @@ export function createAccountRouter(deps: AccountPageDeps, issuer: URL): Router 
   async function formUser(ctx: Context): Promise<SignedInUser> {
     const user = await signedInUser(ctx, deps);
     if (!user) {
-      throw new AppError('forbidden', 'You are no longer signed in. Open your account page again.');
+      throw pageError('forbidden', 'account.noLongerSignedIn');
     }
     if (!csrfTokenValid(deps.cookieKeys, user, formField(ctx, 'csrf', 200))) {
-      throw new AppError('forbidden', 'This form has expired. Open your account page again.');
+      throw pageError('forbidden', 'account.formExpired');
     }
 
     return user;
@@ -308,7 +336,7 @@ export function createAccountRouter(deps: AccountPageDeps, issuer: URL): Router 
 
   router.get('/callback', (ctx) => {
     if (!callbackStateMatches(ctx) || typeof ctx.query['error'] === 'string') {
-      renderSignInAgain(ctx, 'Not signed in', 'The sign-in to your account page did not finish.');
+      renderSignInAgain(ctx, 'account.notSignedInTitle', 'account.signInUnfinished');
 
       return;
     }
@@ -327,12 +355,12 @@ export function createAccountRouter(deps: AccountPageDeps, issuer: URL): Router 
 
   router.post('/recovery-codes', formBody, async (ctx) => {
     const user = await formUser(ctx);
-    if (!user.mfa.enrolled) throw new AppError('conflict', 'Two-step sign-in is not set up.');
+    if (!user.mfa.enrolled) throw pageError('conflict', 'account.notEnrolled');
     if (!(await checkCurrentCredentials(ctx, deps, user))) return;
     const codes = await deps.mfa.regenerateRecoveryCodes(user.account.id);
     // TODO: write the audit event "recovery codes regenerated" once the audit log exists.
     deps.logger.info({ accountId: user.account.id }, 'recovery codes regenerated');
-    renderDone(ctx, 'Your old recovery codes no longer work.', codes);
+    renderDone(ctx, 'account.codesReplaced', codes);
   });
 
   router.post('/password', formBody, async (ctx) => {

@@ -3,12 +3,8 @@ import type { AccountStore } from '../accounts/store.ts';
 import { renderPage } from '../views/render.ts';
 import type { InteractionDeps, InteractionDetails } from './context.ts';
 
-const SCOPE_DESCRIPTIONS: Record<string, string> = {
-  openid: 'your account identifier',
-  profile: 'your username and name',
-  email: 'your email address',
-  offline_access: 'access while you are not signed in',
-};
+/** Scopes that the consent page describes, each by its catalogue text `scope.NAME`. */
+const DESCRIBED_SCOPES = new Set(['openid', 'profile', 'email', 'offline_access']);
 
 /**
  * Creates or extends the grant that the consent prompt asks for and finishes the interaction.
@@ -57,11 +53,11 @@ export async function renderConsent(
   const account = await accounts.findById(details.session?.accountId ?? '');
   const scopes = String(details.params.scope ?? 'openid').split(' ');
   ctx.type = 'html';
-  ctx.body = renderPage('consent', {
-    title: 'Allow access?',
+  ctx.body = renderPage(ctx, 'consent', {
+    title: 'consent.title',
     uid: details.uid,
     clientName,
     username: account?.username ?? '',
-    items: scopes.map((scope) => SCOPE_DESCRIPTIONS[scope]).filter(Boolean),
+    items: scopes.filter((scope) => DESCRIBED_SCOPES.has(scope)).map((scope) => `scope.${scope}`),
   });
 }

@@ -8,9 +8,6 @@ import type { ShortLivedStore } from '../mfa/state.ts';
 import type { MfaStore } from '../mfa/store.ts';
 import type { Encryptor } from '../security/encryption.ts';
 
-export const EXPIRED =
-  'This sign-in page has expired or was opened in another browser. Go back to the app and sign in again.';
-
 /**
  * The state of one sign-in after its password step, kept per interaction uid: the account whose
  * password was checked in this interaction (or, in a step-up, the account of the session), and

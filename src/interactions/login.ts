@@ -1,12 +1,13 @@
 import type { Context } from 'koa';
 import { getDummyHash, hashPassword, needsRehash, verifyPassword } from '../accounts/password.ts';
 import { MAX_PASSWORD_LENGTH } from '../accounts/password.ts';
-import { renderPage } from '../views/render.ts';
+import { en } from '../views/messages/en.ts';
+import { pageTranslator, renderPage } from '../views/render.ts';
 import type { InteractionDeps, InteractionDetails } from './context.ts';
 import { afterPassword, type ClientInfo } from './second-factor.ts';
 
-/** The one message for an unknown user, a wrong password and a disabled account. */
-export const INVALID_CREDENTIALS = 'The username or password is incorrect.';
+/** The one message, in English, for an unknown user, a wrong password and a disabled account. */
+export const INVALID_CREDENTIALS = en['login.invalid'];
 
 export function renderLogin(
   ctx: Context,
@@ -15,8 +16,8 @@ export function renderLogin(
   extra: { error?: string; username?: string } = {},
 ): void {
   ctx.type = 'html';
-  ctx.body = renderPage('login', {
-    title: 'Sign in',
+  ctx.body = renderPage(ctx, 'login', {
+    title: 'login.title',
     uid: details.uid,
     clientName,
     ...extra,
@@ -60,7 +61,8 @@ export async function submitLogin(
     // usernames exist. The reason is in the log.
     deps.metrics?.signIns.inc({ outcome: 'failed' });
     ctx.status = 400;
-    renderLogin(ctx, details, clientName, { error: INVALID_CREDENTIALS, username });
+    const error = pageTranslator(ctx).t('login.invalid');
+    renderLogin(ctx, details, clientName, { error, username });
 
     return;
   }

@@ -1,10 +1,12 @@
 import Router from '@koa/router';
 import type { Context } from 'koa';
 import { errors } from 'oidc-provider';
-import { AppError } from '../errors.ts';
+import { pageError } from '../errors.ts';
+import { ACCOUNT_CLIENT_ID } from '../oidc/clients.ts';
 import { formBody, noStore } from '../server/forms.ts';
+import { pageTranslator } from '../views/render.ts';
 import { grantConsent, renderConsent } from './consent.ts';
-import { EXPIRED, type InteractionDeps, type InteractionDetails } from './context.ts';
+import type { InteractionDeps, InteractionDetails } from './context.ts';
 import { renderLogin, submitLogin } from './login.ts';
 import {
   type ClientInfo,
@@ -17,6 +19,9 @@ import {
   submitTotp,
 } from './second-factor.ts';
 
+/** The error for a sign-in page that no longer matches a live interaction in this browser. */
+const expired = (cause?: unknown) => pageError('interaction_expired', 'error.expired', { cause });
+
 /**
  * Loads the interaction that the browser's interaction cookie names and checks that it is the one
  * in the URL, so a form only works in the browser that started the sign-in. An interaction that
@@ -25,14 +30,15 @@ import {
 async function loadInteraction(ctx: Context, deps: InteractionDeps): Promise<InteractionDetails> {
   try {
     const details = await deps.provider.interactionDetails(ctx.req, ctx.res);
-    if (details.uid !== ctx.params.uid || details.result) {
-      throw new AppError('interaction_expired', EXPIRED);
-    }
+    if (details.uid !== ctx.params.uid || details.result) throw expired();
+    // The pages of this sign-in speak the language the app asked for, if it asked.
+    const uiLocales = details.params['ui_locales'];
+    if (typeof uiLocales === 'string') ctx.state.uiLocales = uiLocales;
 
     return details;
   } catch (error) {
     if (error instanceof errors.SessionNotFound) {
-      throw new AppError('interaction_expired', EXPIRED, { cause: error });
+      throw expired(error);
     }
     throw error;
   }
@@ -40,21 +46,32 @@ async function loadInteraction(ctx: Context, deps: InteractionDeps): Promise<Int
 
 async function clientOf(deps: InteractionDeps, details: InteractionDetails) {
   const client = await deps.provider.Client.find(String(details.params.client_id));
-  if (!client) throw new AppError('not_found', 'The app that sent you here is not registered.');
+  if (!client) {
+    throw pageError('not_found', 'error.unknownClient');
+  }
 
   return client;
 }
 
-function toClientInfo(client: Awaited<ReturnType<typeof clientOf>>): ClientInfo {
+type Client = Awaited<ReturnType<typeof clientOf>>;
+
+/** Returns the name that the pages show for a client; idp's account page has a translated one. */
+function displayName(ctx: Context, client: Client): string | undefined {
+  return client.clientId === ACCOUNT_CLIENT_ID
+    ? pageTranslator(ctx).t('account.clientName')
+    : client.clientName;
+}
+
+function toClientInfo(ctx: Context, client: Client): ClientInfo {
   return {
     clientId: client.clientId,
-    name: client.clientName,
+    name: displayName(ctx, client),
     requires2fa: client['idp_require_2fa'] === true,
   };
 }
 
-async function clientInfoOf(deps: InteractionDeps, details: InteractionDetails) {
-  return toClientInfo(await clientOf(deps, details));
+async function clientInfoOf(ctx: Context, deps: InteractionDeps, details: InteractionDetails) {
+  return toClientInfo(ctx, await clientOf(deps, details));
 }
 
 /** Loads the interaction of a form post of the login prompt and the client it is for. */
@@ -62,12 +79,12 @@ async function loginPost(ctx: Context, deps: InteractionDeps) {
   const details = await loadInteraction(ctx, deps);
   requirePrompt(details, 'login');
 
-  return { details, client: await clientInfoOf(deps, details) };
+  return { details, client: await clientInfoOf(ctx, deps, details) };
 }
 
 function requirePrompt(details: InteractionDetails, name: string): void {
   if (details.prompt.name !== name) {
-    throw new AppError('interaction_expired', EXPIRED);
+    throw expired();
   }
 }
 
@@ -84,8 +101,8 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
     const client = await clientOf(deps, details);
     switch (details.prompt.name) {
       case 'login':
-        await loginStepPage(ctx, deps, details, toClientInfo(client), () =>
-          renderLogin(ctx, details, client.clientName),
+        await loginStepPage(ctx, deps, details, toClientInfo(ctx, client), () =>
+          renderLogin(ctx, details, displayName(ctx, client)),
         );
         break;
       case 'consent':
@@ -96,7 +113,7 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
         }
         break;
       default:
-        throw new AppError('interaction_expired', EXPIRED);
+        throw expired();
     }
   });
 
@@ -114,7 +131,7 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
     const details = await loadInteraction(ctx, deps);
     requirePrompt(details, 'login');
     await requireStep(deps, details, 'code');
-    renderCodePage(ctx, details, await clientInfoOf(deps, details), 'recovery');
+    renderCodePage(ctx, details, await clientInfoOf(ctx, deps, details), 'recovery');
   });
 
   router.post('/recovery', formBody, async (ctx) => {

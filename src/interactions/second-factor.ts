@@ -1,22 +1,20 @@
 import type { Context } from 'koa';
-import { AppError } from '../errors.ts';
+import { pageError } from '../errors.ts';
 import { enrolmentView, openPendingSecret, sealPendingSecret } from '../mfa/enrolment.ts';
 import { ACR_MFA, ACR_PASSWORD, AMR, type SecondFactorMethod } from '../mfa/policy.ts';
 import { generateSecret, matchingSteps, normaliseTotpCode } from '../mfa/totp.ts';
 import { SECOND_FACTOR_CHECK } from '../oidc/provider.ts';
 import { formField } from '../server/forms.ts';
-import { renderPage } from '../views/render.ts';
-import {
-  EXPIRED,
-  type InteractionDeps,
-  type InteractionDetails,
-  type LoginStep,
-} from './context.ts';
+import { en } from '../views/messages/en.ts';
+import { pageTranslator, renderPage } from '../views/render.ts';
+import { type InteractionDeps, type InteractionDetails, type LoginStep } from './context.ts';
 
-/** The one message for a wrong, replayed or malformed code of any kind. */
-export const INVALID_CODE = 'The code is incorrect or has already been used.';
-export const TOO_MANY_CODES =
-  'Too many incorrect codes. This sign-in was stopped: return to the app and sign in again.';
+/** The one message, in English, for a wrong, replayed or malformed code of any kind. */
+export const INVALID_CODE = en['code.invalid'];
+export const TOO_MANY_CODES = en['code.tooMany'];
+
+/** The error for a step that no longer matches a live sign-in in this browser. */
+const expired = () => pageError('interaction_expired', 'error.expired');
 
 /** The client of the interaction, as the steps need it. */
 export interface ClientInfo {
@@ -53,7 +51,7 @@ export async function requireStep(
   stage: LoginStep['stage'],
 ): Promise<LoginStep> {
   const step = await deps.loginSteps.find(details.uid);
-  if (!step || step.stage !== stage) throw new AppError('interaction_expired', EXPIRED);
+  if (!step || step.stage !== stage) throw expired();
 
   return step;
 }
@@ -71,7 +69,7 @@ async function finishLogin(
 ): Promise<void> {
   const account = await deps.accounts.findById(accountId);
   await deps.loginSteps.delete(details.uid);
-  if (!account || account.disabled) throw new AppError('interaction_expired', EXPIRED);
+  if (!account || account.disabled) throw expired();
   await deps.attempts.clear(details.uid);
   logFor(ctx, deps, details).info({ accountId, method }, 'sign-in succeeded');
   if (method !== 'password') {
@@ -193,8 +191,8 @@ export function renderCodePage(
   error?: string,
 ): void {
   ctx.type = 'html';
-  ctx.body = renderPage('code', {
-    title: kind === 'totp' ? 'Enter your code' : 'Use a recovery code',
+  ctx.body = renderPage(ctx, 'code', {
+    title: kind === 'totp' ? 'code.title' : 'recovery.title',
     uid: details.uid,
     clientName: client.name,
     kind,
@@ -211,11 +209,11 @@ async function renderEnrolPage(
   error?: string,
 ): Promise<void> {
   const account = await deps.accounts.findById(step.accountId);
-  if (!account || !step.pendingSecret) throw new AppError('interaction_expired', EXPIRED);
+  if (!account || !step.pendingSecret) throw expired();
   const secret = openPendingSecret(deps.encryptor, step.accountId, step.pendingSecret);
   ctx.type = 'html';
-  ctx.body = renderPage('enrol', {
-    title: 'Set up two-step sign-in',
+  ctx.body = renderPage(ctx, 'enrol', {
+    title: 'enrol.title',
     clientName: client.name,
     action: `/interaction/${details.uid}/enrol`,
     cancel: `/interaction/${details.uid}/abort`,
@@ -231,12 +229,12 @@ function renderPassedPage(
   recoveryCodes?: string[],
 ): void {
   ctx.type = 'html';
-  ctx.body = renderPage('recovery-codes', {
-    title: recoveryCodes ? 'Save your recovery codes' : 'Second step done',
+  ctx.body = renderPage(ctx, 'recovery-codes', {
+    title: recoveryCodes ? 'codes.title' : 'codes.doneTitle',
     codes: recoveryCodes,
     codesLeft: step.method === 'recoveryCode' ? step.recoveryCodesLeft : undefined,
     action: `/interaction/${details.uid}/continue`,
-    button: 'Continue',
+    button: pageTranslator(ctx).t('codes.continue'),
   });
 }
 
@@ -263,10 +261,11 @@ async function stopSignIn(
   logFor(ctx, deps, details).info({ accountId }, 'sign-in stopped after too many wrong codes');
   ctx.status = 400;
   ctx.type = 'html';
-  ctx.body = renderPage('error', {
-    title: 'Sign-in stopped',
-    message: TOO_MANY_CODES,
-    link: { href: returnTo, text: 'Return to the app' },
+  const { t } = pageTranslator(ctx);
+  ctx.body = renderPage(ctx, 'error', {
+    title: 'code.stoppedTitle',
+    message: t('code.tooMany'),
+    link: { href: returnTo, text: t('common.returnToApp') },
   });
 }
 
@@ -319,8 +318,9 @@ async function checkCode(
     return;
   }
   ctx.status = 400;
-  if (kind === 'enrolment') await renderEnrolPage(ctx, deps, details, client, step, INVALID_CODE);
-  else renderCodePage(ctx, details, client, kind, INVALID_CODE);
+  const invalid = pageTranslator(ctx).t('code.invalid');
+  if (kind === 'enrolment') await renderEnrolPage(ctx, deps, details, client, step, invalid);
+  else renderCodePage(ctx, details, client, kind, invalid);
 }
 
 export async function submitTotp(
@@ -335,7 +335,7 @@ export async function submitTotp(
     kind: 'totp',
     verify: async () => {
       const result = await deps.mfa.verifyTotp(step.accountId, code);
-      if (result === 'not_enrolled') throw new AppError('interaction_expired', EXPIRED);
+      if (result === 'not_enrolled') throw expired();
 
       return result;
     },
@@ -384,7 +384,7 @@ export async function submitEnrolment(
   client: ClientInfo,
 ): Promise<void> {
   const step = await requireStep(deps, details, 'enrol');
-  if (!step.pendingSecret) throw new AppError('interaction_expired', EXPIRED);
+  if (!step.pendingSecret) throw expired();
   const secret = openPendingSecret(deps.encryptor, step.accountId, step.pendingSecret);
   const code = normaliseTotpCode(field(ctx, 'code'));
   let acceptedStep = 0;
@@ -414,6 +414,6 @@ export async function submitContinue(
   details: InteractionDetails,
 ): Promise<void> {
   const step = await requireStep(deps, details, 'passed');
-  if (!step.method) throw new AppError('interaction_expired', EXPIRED);
+  if (!step.method) throw expired();
   await finishLogin(ctx, deps, details, step.accountId, step.method);
 }

@@ -8,7 +8,9 @@ import Provider, {
 import type { JWK } from 'jose';
 import type { Logger } from '../logger.ts';
 import { ACR_MFA, ACR_VALUES, type PolicyInput } from '../mfa/policy.ts';
-import { renderPage } from '../views/render.ts';
+import type { MessageKey } from '../views/i18n.ts';
+import { en } from '../views/messages/en.ts';
+import { pageTranslator, renderPage } from '../views/render.ts';
 import { CLAIMS_BY_SCOPE } from './account.ts';
 import { ACCOUNT_CLIENT_ID } from './clients.ts';
 import { SIGNING_ALGORITHMS } from './keys.ts';
@@ -113,11 +115,30 @@ function lifetimes(sessionMax: number) {
   };
 }
 
-function errorMessage(out: { error: string; error_description?: string }): string {
-  if (out.error === 'server_error') return 'Something went wrong on our side. Please try again.';
-  const description = out.error_description ?? 'The request could not be completed.';
+/** Renders the error page of a failed OIDC request: a sentence for the user, details for the app. */
+function renderOidcError(
+  ctx: KoaContextWithOIDC,
+  out: { error: string; error_description?: string },
+): void {
+  const { t } = pageTranslator(ctx);
+  if (out.error === 'temporarily_unavailable') {
+    ctx.body = renderPage(ctx, 'error', {
+      title: 'error.unavailableTitle',
+      message: t('error.unavailable'),
+      requestId: ctx.state.requestId,
+    });
 
-  return `${description.charAt(0).toUpperCase()}${description.slice(1)}${/[.!?]$/.test(description) ? '' : '.'}`;
+    return;
+  }
+  const serverError = out.error === 'server_error';
+  const key = `oidc.${out.error}`;
+  const description = out.error_description ?? out.error;
+  ctx.body = renderPage(ctx, 'error', {
+    title: serverError ? 'error.serverTitle' : 'error.title',
+    message: serverError ? t('error.server') : t(key in en ? (key as MessageKey) : 'oidc.generic'),
+    details: serverError ? undefined : `${out.error}: ${description}`,
+    requestId: ctx.state.requestId,
+  });
 }
 
 /** Builds the oidc-provider instance: code flow with PKCE S256 only, and no development pages. */
@@ -184,8 +205,8 @@ export function createProvider(options: ProviderOptions): Provider {
         logoutSource: (ctx, form) => {
           ctx.set('cache-control', 'no-store');
           ctx.type = 'html';
-          ctx.body = renderPage('logout', {
-            title: 'Sign out',
+          ctx.body = renderPage(ctx, 'logout', {
+            title: 'logout.title',
             form,
             clientName: ctx.oidc.client?.clientName,
           });
@@ -195,8 +216,8 @@ export function createProvider(options: ProviderOptions): Provider {
         postLogoutSuccessSource: (ctx) => {
           ctx.set('cache-control', 'no-store');
           ctx.type = 'html';
-          ctx.body = renderPage('logged-out', {
-            title: 'Signed out',
+          ctx.body = renderPage(ctx, 'logged-out', {
+            title: 'loggedOut.title',
             clientName: ctx.oidc.client?.clientName,
           });
 
@@ -210,11 +231,7 @@ export function createProvider(options: ProviderOptions): Provider {
       }
       ctx.set('cache-control', 'no-store');
       ctx.type = 'html';
-      ctx.body = renderPage('error', {
-        title: 'Sign-in cannot continue',
-        message: errorMessage(out),
-        requestId: ctx.state.requestId,
-      });
+      renderOidcError(ctx, out);
 
       return Promise.resolve();
     },

@@ -1,13 +1,15 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import Router from '@koa/router';
 import helmet from 'helmet';
 import type { Context, Next } from 'koa';
 import type Provider from 'oidc-provider';
-import type { Config } from '../config.ts';
 import { type AccountPageDeps, createAccountRouter } from '../accounts/page.ts';
+import { type Config, LOGO_TYPES } from '../config.ts';
 import { createInteractionRouter } from '../interactions/routes.ts';
 import type { InteractionDeps } from '../interactions/context.ts';
 import type { Logger } from '../logger.ts';
-import { stylesheet } from '../views/render.ts';
+import { type Branding, stylesheet } from '../views/render.ts';
 import { type Metrics, renderMetrics, requestTiming } from './metrics.ts';
 import { errorPages, forwardedHeaders, requestLogging } from './middleware.ts';
 
@@ -86,6 +88,21 @@ async function readiness(ctx: Context, deps: AppDeps): Promise<void> {
   };
 }
 
+/** Reads the operator's logo once, so a missing file stops start-up rather than a page. */
+function loadBranding(config: Config): {
+  branding: Branding;
+  logo?: { type: string; data: Buffer };
+} {
+  const { productName, logoFile } = config.branding;
+  if (!logoFile) return { branding: { productName } };
+  const type = LOGO_TYPES[path.extname(logoFile).toLowerCase()] ?? 'application/octet-stream';
+
+  return {
+    branding: { productName, logoPath: '/static/logo' },
+    logo: { type, data: readFileSync(logoFile) },
+  };
+}
+
 /** Adds idp's middleware and routes to the oidc-provider koa application. */
 export function configureApp(deps: AppDeps): Provider {
   const { provider, config, logger } = deps;
@@ -103,6 +120,11 @@ export function configureApp(deps: AppDeps): Provider {
     if (ctx.status === 503) ctx.set('retry-after', '30');
   });
   provider.use(securityHeaders());
+  const { branding, logo } = loadBranding(config);
+  provider.use(async (ctx, next) => {
+    ctx.state.branding = branding;
+    await next();
+  });
   provider.use(errorPages(logger));
 
   const ops = new Router();
@@ -117,6 +139,13 @@ export function configureApp(deps: AppDeps): Provider {
     ctx.set('cache-control', 'public, max-age=3600');
     ctx.body = stylesheet;
   });
+  if (logo) {
+    ops.get('/static/logo', (ctx) => {
+      ctx.type = logo.type;
+      ctx.set('cache-control', 'public, max-age=3600');
+      ctx.body = logo.data;
+    });
+  }
   provider.use(ops.routes());
   provider.use(createInteractionRouter(deps).routes());
   provider.use(createAccountRouter(deps, config.issuer).routes());

@@ -1,6 +1,6 @@
 import { bodyParser } from '@koa/bodyparser';
 import type { Context, Next } from 'koa';
-import { AppError } from '../errors.ts';
+import { pageError } from '../errors.ts';
 
 /**
  * Parses url-encoded form posts of up to 16 KiB. A larger form is a 413 and anything unreadable a
@@ -11,9 +11,9 @@ export const formBody = bodyParser({
   formLimit: '16kb',
   onError: (error) => {
     if ((error as { status?: number }).status === 413) {
-      throw new AppError('payload_too_large', 'The form is too large. Go back and try again.');
+      throw pageError('payload_too_large', 'error.formTooLarge');
     }
-    throw new AppError('invalid_input', 'The form could not be read. Go back and submit it again.');
+    throw pageError('invalid_input', 'error.badForm');
   },
 });
 

@@ -2,8 +2,9 @@ import { randomUUID } from 'node:crypto';
 import { BlockList, isIP } from 'node:net';
 import type { Context, Next } from 'koa';
 import type { Logger } from '../logger.ts';
-import { renderPage } from '../views/render.ts';
-import { isUnavailableError, UNAVAILABLE_MESSAGE } from './outages.ts';
+import type { MessageKey } from '../views/i18n.ts';
+import { pageTranslator, renderPage } from '../views/render.ts';
+import { isUnavailableError } from './outages.ts';
 
 const REQUEST_ID_PATTERN = /^[A-Za-z0-9._-]{8,128}$/;
 
@@ -42,20 +43,25 @@ export function errorPages(logger: Logger) {
     try {
       await next();
     } catch (caught) {
+      const { t } = pageTranslator(ctx);
       if (isUnavailableError(caught)) {
         // The outage itself is logged once by the dependency monitor, not once per request.
         ctx.status = 503;
         ctx.set('cache-control', 'no-store');
         ctx.type = 'html';
-        ctx.body = renderPage('error', {
-          title: 'Sign-in is unavailable',
-          message: UNAVAILABLE_MESSAGE,
+        ctx.body = renderPage(ctx, 'error', {
+          title: 'error.unavailableTitle',
+          message: t('error.unavailable'),
           requestId: ctx.state.requestId,
         });
 
         return;
       }
-      const error = caught as Error & { status?: number; expose?: boolean };
+      const error = caught as Error & {
+        status?: number;
+        expose?: boolean;
+        messageKey?: MessageKey;
+      };
       const status = error.status && error.status >= 400 && error.status < 600 ? error.status : 500;
       const expose = error.expose === true && status < 500;
       if (!expose) {
@@ -67,11 +73,13 @@ export function errorPages(logger: Logger) {
       ctx.status = status;
       ctx.set('cache-control', 'no-store');
       ctx.type = 'html';
-      ctx.body = renderPage('error', {
-        title: status >= 500 ? 'Something went wrong' : 'Sign-in cannot continue',
-        message: expose
-          ? error.message
-          : 'Something went wrong on our side. Please try again in a moment.',
+      ctx.body = renderPage(ctx, 'error', {
+        title: status >= 500 ? 'error.serverTitle' : 'error.title',
+        message: !expose
+          ? t('error.server')
+          : error.messageKey
+            ? t(error.messageKey)
+            : error.message,
         requestId: ctx.state.requestId,
       });
     }

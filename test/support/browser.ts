@@ -67,9 +67,12 @@ export function alertText(html: string): string | undefined {
 export class TestBrowser {
   readonly jar = new CookieJar();
   readonly #dispatcher: Agent;
+  readonly #headers: Record<string, string>;
 
-  constructor(dispatcher: Agent) {
+  /** `headers` go with every request, such as an Accept-Language. */
+  constructor(dispatcher: Agent, headers: Record<string, string> = {}) {
     this.#dispatcher = dispatcher;
+    this.#headers = headers;
   }
 
   async request(
@@ -79,6 +82,7 @@ export class TestBrowser {
     const headers: Record<string, string> = {
       accept: 'text/html',
       'user-agent': 'idp-test-browser',
+      ...this.#headers,
     };
     const cookie = await this.jar.getCookieString(url);
     if (cookie) headers['cookie'] = cookie;
