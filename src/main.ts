@@ -163,6 +163,7 @@ export async function startServer(
         signingKeys,
         cookieKeys: services.cookieKeys,
         sessionMaxSeconds: config.sessionMaxSeconds,
+        sessionIdleSeconds: config.sessionIdleSeconds,
         logger,
       });
       countProviderEvents(provider, metrics);

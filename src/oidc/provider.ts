@@ -23,6 +23,7 @@ export interface ProviderOptions {
   signingKeys: JWK[];
   cookieKeys: string[];
   sessionMaxSeconds: number;
+  sessionIdleSeconds: number;
   logger: Logger;
   /** Whether a sign-in of this account, client and request needs a second factor. */
   needsSecondFactor: (input: PolicyInput) => Promise<boolean>;
@@ -102,14 +103,31 @@ function accountPageClient(issuer: URL): ClientMetadata {
   };
 }
 
+/**
+ * Returns the seconds a session has left from now: the idle lifetime, which each use renews, but
+ * never past the absolute lifetime counted from sign-in.
+ */
+export function sessionLifetime(
+  loginTs: number | undefined,
+  idleSeconds: number,
+  maxSeconds: number,
+  now = Math.floor(Date.now() / 1000),
+): number {
+  const absoluteLeft = (loginTs ?? now) + maxSeconds - now;
+
+  return Math.max(1, Math.min(idleSeconds, absoluteLeft));
+}
+
 /** Lifetimes in seconds of what oidc-provider issues, capped by the session's absolute lifetime. */
-function lifetimes(sessionMax: number) {
+function lifetimes(sessionMax: number, sessionIdle: number) {
   return {
     AuthorizationCode: 60,
     AccessToken: Math.min(3600, sessionMax),
     IdToken: Math.min(3600, sessionMax),
     Interaction: 30 * 60,
-    Session: sessionMax,
+    // oidc-provider saves the session, with this lifetime, on each request that uses it.
+    Session: (_ctx: unknown, session: { loginTs?: number }) =>
+      sessionLifetime(session.loginTs, sessionIdle, sessionMax),
     Grant: sessionMax,
     RefreshToken: sessionMax,
   };
@@ -167,7 +185,7 @@ export function createProvider(options: ProviderOptions): Provider {
     conformIdTokenClaims: false,
     rotateRefreshToken: true,
     issueRefreshToken: (_ctx, client) => Promise.resolve(client.grantTypeAllowed('refresh_token')),
-    ttl: lifetimes(options.sessionMaxSeconds),
+    ttl: lifetimes(options.sessionMaxSeconds, options.sessionIdleSeconds),
     clientDefaults: {
       grant_types: ['authorization_code', 'refresh_token'],
       response_types: ['code'],
