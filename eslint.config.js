@@ -16,6 +16,11 @@ export default tseslint.config(
     },
   },
   {
+    // Scripts that idp serves to browsers.
+    files: ['src/views/static/**/*.js'],
+    languageOptions: { globals: globals.browser },
+  },
+  {
     // Tests assert on values they just checked; a failed assertion says more than a type guard.
     files: ['test/**/*.ts', 'bench/**/*.ts'],
     rules: { '@typescript-eslint/no-non-null-assertion': 'off' },

@@ -258,6 +258,10 @@ export function createSignIn(
     totpIssuer: services.config.totpIssuer,
     sessions: storage.Sessions,
     cookieKeys: services.cookieKeys,
+    sessionLifetimes: {
+      idleSeconds: services.config.sessionIdleSeconds,
+      maxSeconds: services.config.sessionMaxSeconds,
+    },
   };
 
   return {

@@ -2,6 +2,7 @@ import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypt
 import type { Context } from 'koa';
 import type Provider from 'oidc-provider';
 import { ACCOUNT_CLIENT_ID } from '../oidc/clients.ts';
+import { SESSION_COOKIE, sessionLifetime } from '../oidc/provider.ts';
 import { ACR_MFA } from '../mfa/policy.ts';
 import type { SecondFactorPolicy } from '../mfa/policy.ts';
 import type { MfaStatus, MfaStore } from '../mfa/store.ts';
@@ -111,4 +112,31 @@ export function csrfToken(cookieKeys: string[], user: SignedInUser): string {
 /** Checks a posted CSRF token. Tokens made under any current cookie key are accepted. */
 export function csrfTokenValid(cookieKeys: string[], user: SignedInUser, given: string): boolean {
   return cookieKeys.some((key) => safeEqual(formToken(key, user.session.uid), given));
+}
+
+/** Idle and absolute session lifetimes in seconds (IDP_SESSION_IDLE and IDP_SESSION_MAX). */
+export interface SessionLifetimes {
+  idleSeconds: number;
+  maxSeconds: number;
+}
+
+/**
+ * Counts a use of the account page as activity: renews the session's idle lifetime, as any
+ * sign-in request does, along with the session cookie's expiry. Returns the seconds left.
+ */
+export async function renewSession(
+  ctx: Context,
+  provider: Provider,
+  user: SignedInUser,
+  lifetimes: SessionLifetimes,
+): Promise<number> {
+  const { session } = user;
+  const seconds = sessionLifetime(session.loginTs, lifetimes.idleSeconds, lifetimes.maxSeconds);
+  await session.save(seconds);
+  ctx.cookies.set(provider.cookieName('session'), session.jti, {
+    ...SESSION_COOKIE,
+    expires: new Date((session.exp ?? 0) * 1000),
+  });
+
+  return seconds;
 }

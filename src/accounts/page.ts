@@ -21,6 +21,8 @@ import {
   csrfToken,
   csrfTokenValid,
   redirectToSignIn,
+  renewSession,
+  type SessionLifetimes,
   type SignedInUser,
   signedInUser,
 } from './page-session.ts';
@@ -46,6 +48,8 @@ export interface AccountPageDeps {
   /** The session adapter class, to end the user's other sessions after a change. */
   sessions: SessionStoreAdapter;
   cookieKeys: string[];
+  /** Idle and absolute session lifetimes: each use of the page renews the idle one. */
+  sessionLifetimes: SessionLifetimes;
 }
 
 /** An authenticator being set up from the account page, kept per session uid. */
@@ -58,7 +62,8 @@ export interface AccountStep {
 
 /** The message, in English, for a wrong current password or code on the account page. */
 export const WRONG_PASSWORD_OR_CODE = en['account.wrongPasswordOrCode'];
-
+/** How long before an idle session ends the account page warns, at most. */
+const IDLE_WARNING_SECONDS = 120;
 const ENROLMENT_SECONDS = 10 * 60;
 const ATTEMPT_WINDOW_SECONDS = 15 * 60;
 
@@ -74,6 +79,7 @@ function renderAccount(
   user: SignedInUser,
   error?: { key: MessageKey; form: AccountForm; values?: Record<string, string> },
 ) {
+  const secondsLeft = (user.session.exp ?? 0) - Math.floor(Date.now() / 1000);
   ctx.type = 'html';
   ctx.body = renderPage(ctx, 'account', {
     title: 'account.title',
@@ -84,6 +90,13 @@ function renderAccount(
     error: error && pageTranslator(ctx).t(error.key, error.values),
     errorForm: error?.form,
     minPasswordLength: MIN_PASSWORD_LENGTH,
+    idleMinutes: Math.max(1, Math.round(deps.sessionLifetimes.idleSeconds / 60)),
+    secondsLeft: Math.max(0, secondsLeft),
+    // Warn early enough to respond (WCAG requires 20 s at least), but not for most of a short idle.
+    warnSeconds: Math.min(
+      IDLE_WARNING_SECONDS,
+      Math.max(20, Math.floor(deps.sessionLifetimes.idleSeconds / 2)),
+    ),
   });
 }
 
@@ -308,7 +321,8 @@ export function createAccountRouter(deps: AccountPageDeps, issuer: URL): Router 
   const router = new Router({ prefix: '/account' });
   router.use(noStore);
 
-  // Every form post needs the signed-in user and the CSRF token of this session.
+  // Every form post needs the signed-in user and the CSRF token of this session. Like a page
+  // view, it counts as activity and renews the session.
   async function formUser(ctx: Context): Promise<SignedInUser> {
     const user = await signedInUser(ctx, deps);
     if (!user) {
@@ -317,6 +331,7 @@ export function createAccountRouter(deps: AccountPageDeps, issuer: URL): Router 
     if (!csrfTokenValid(deps.cookieKeys, user, formField(ctx, 'csrf', 200))) {
       throw pageError('forbidden', 'account.formExpired');
     }
+    await renewSession(ctx, deps.provider, user, deps.sessionLifetimes);
 
     return user;
   }
@@ -329,7 +344,20 @@ export function createAccountRouter(deps: AccountPageDeps, issuer: URL): Router 
 
       return;
     }
+    await renewSession(ctx, deps.provider, user, deps.sessionLifetimes);
     renderAccount(ctx, deps, user);
+  });
+
+  // "Stay signed in" of the idle warning: the script requests JSON, a plain form gets the page.
+  router.post('/keep-alive', formBody, async (ctx) => {
+    const user = await formUser(ctx);
+    if (ctx.accepts('html', 'json') === 'json') {
+      ctx.body = { secondsLeft: (user.session.exp ?? 0) - Math.floor(Date.now() / 1000) };
+
+      return;
+    }
+    ctx.status = 303;
+    ctx.redirect('/account');
   });
 
   router.get('/login', (ctx) => redirectToSignIn(ctx, issuer.href));

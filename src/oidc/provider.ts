@@ -159,6 +159,14 @@ function renderOidcError(
   });
 }
 
+/** Options of oidc-provider's long-lived cookies, such as the session cookie. */
+export const SESSION_COOKIE = {
+  signed: true,
+  secure: true,
+  httpOnly: true,
+  sameSite: 'lax',
+} as const;
+
 /** Builds the oidc-provider instance: code flow with PKCE S256 only, and no development pages. */
 export function createProvider(options: ProviderOptions): Provider {
   const configuration: Configuration = {
@@ -169,7 +177,7 @@ export function createProvider(options: ProviderOptions): Provider {
     jwks: { keys: options.signingKeys as NonNullable<Configuration['jwks']>['keys'] },
     cookies: {
       keys: options.cookieKeys,
-      long: { signed: true, secure: true, httpOnly: true, sameSite: 'lax' },
+      long: { ...SESSION_COOKIE },
       short: { signed: true, secure: true, httpOnly: true, sameSite: 'lax' },
     },
     claims: {

@@ -9,7 +9,7 @@ import { type Config, LOGO_TYPES } from '../config.ts';
 import { createInteractionRouter } from '../interactions/routes.ts';
 import type { InteractionDeps } from '../interactions/context.ts';
 import type { Logger } from '../logger.ts';
-import { type Branding, stylesheet } from '../views/render.ts';
+import { type Branding, idleScript, stylesheet } from '../views/render.ts';
 import { type Metrics, renderMetrics, requestTiming } from './metrics.ts';
 import { errorPages, forwardedHeaders, requestLogging } from './middleware.ts';
 
@@ -138,6 +138,11 @@ export function configureApp(deps: AppDeps): Provider {
     ctx.type = 'text/css';
     ctx.set('cache-control', 'public, max-age=3600');
     ctx.body = stylesheet;
+  });
+  ops.get('/static/idle.js', (ctx) => {
+    ctx.type = 'text/javascript';
+    ctx.set('cache-control', 'public, max-age=3600');
+    ctx.body = idleScript;
   });
   if (logo) {
     ops.get('/static/logo', (ctx) => {

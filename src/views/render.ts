@@ -73,3 +73,6 @@ export function renderPage(
 }
 
 export const stylesheet = readFileSync(new URL('./static/idp.css', import.meta.url), 'utf8');
+
+/** The account page's idle warning; a file of its own, as the CSP allows no inline script. */
+export const idleScript = readFileSync(new URL('./static/idle.js', import.meta.url), 'utf8');

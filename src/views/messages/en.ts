@@ -100,6 +100,15 @@ export const en = {
   'account.signInUnfinished': 'The sign-in to your account page did not finish.',
   'account.noLongerSignedIn': 'You are no longer signed in. Open your account page again.',
   'account.formExpired': 'This form has expired. Open your account page again.',
+  'account.idleNotice.one':
+    'For your safety, you are signed out after {count} minute without activity.',
+  'account.idleNotice.other':
+    'For your safety, you are signed out after {count} minutes without activity.',
+  'account.idleTitle': 'Are you still there?',
+  'account.idleWarning':
+    'You will be signed out soon because this page has not been used for a while. Time left:',
+  'account.idleEnded': 'You were signed out because of inactivity.',
+  'account.idleStay': 'Stay signed in',
 
   'consent.title': 'Allow access?',
   'consent.intro': '{client} asks to sign you in as {username} and to read:',

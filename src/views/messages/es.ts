@@ -103,6 +103,15 @@ export const es: Record<MessageKey, string> = {
   'account.noLongerSignedIn':
     'Ya no tiene la sesión iniciada. Abra de nuevo la página de su cuenta.',
   'account.formExpired': 'Este formulario ha caducado. Abra de nuevo la página de su cuenta.',
+  'account.idleNotice.one':
+    'Por su seguridad, su sesión se cierra tras {count} minuto sin actividad.',
+  'account.idleNotice.other':
+    'Por su seguridad, su sesión se cierra tras {count} minutos sin actividad.',
+  'account.idleTitle': '¿Sigue ahí?',
+  'account.idleWarning':
+    'Su sesión se cerrará pronto porque esta página lleva un rato sin usarse. Tiempo restante:',
+  'account.idleEnded': 'Se ha cerrado su sesión por inactividad.',
+  'account.idleStay': 'Mantener la sesión',
 
   'consent.title': '¿Permitir el acceso?',
   'consent.intro': '{client} solicita iniciar su sesión como {username} y leer:',
