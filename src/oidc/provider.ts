@@ -209,6 +209,11 @@ export function createProvider(options: ProviderOptions): Provider {
     extraClientMetadata: {
       properties: ['idp_require_2fa', 'idp_consent'],
     },
+    // oidc-provider refuses outgoing requests to private and loopback addresses, which protects
+    // providers that let anyone register a client. Here only the operator registers clients, and
+    // their back-channel logout URIs are often on an internal network or, in development, on
+    // localhost; the request timeout set by oidc-provider still applies.
+    fetch: (url, init) => globalThis.fetch(url, { ...init, dispatcher: undefined } as RequestInit),
     interactions: {
       policy: interactionPolicyWithSecondFactor(options.needsSecondFactor),
       url: (_ctx, interaction) => `/interaction/${interaction.uid}`,
@@ -266,6 +271,19 @@ export function createProvider(options: ProviderOptions): Provider {
   const provider = new Provider(options.issuer.href.replace(/\/$/, ''), configuration);
   provider.on('server_error', (ctx, error) => {
     options.logger.error({ err: error, requestId: ctx.state.requestId }, 'OIDC server error');
+  });
+  // A failed back-channel logout leaves the user signed in to that app, which operators must see.
+  provider.on('backchannel.success', (ctx, client, accountId) => {
+    options.logger.info(
+      { requestId: ctx.state.requestId, client: client.clientId, accountId },
+      'back-channel logout delivered',
+    );
+  });
+  provider.on('backchannel.error', (ctx, error, client, accountId) => {
+    options.logger.warn(
+      { err: error, requestId: ctx.state.requestId, client: client.clientId, accountId },
+      'back-channel logout failed',
+    );
   });
 
   return provider;
