@@ -7,8 +7,9 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { Agent } from 'undici';
-import { TestBrowser } from './support/browser.ts';
+import { decodeHtml, TestBrowser } from './support/browser.ts';
 import { freePort } from './support/idp.ts';
+import { base32Decode, nowSeconds, referenceTotp } from './support/totp.ts';
 
 const DEMO = fileURLToPath(new URL('../examples/case-app/demo.ts', import.meta.url));
 
@@ -90,9 +91,17 @@ describe('npm run demo', () => {
       const loginPage = await browser.follow(`http://localhost:${appPort}/login`);
       assert.equal(loginPage.status, 200);
       assert.match(loginPage.body, /Case Manager sign-in/);
-      const done = await browser.submit(loginPage, { username: 'demo', password });
+      // The app requires a second factor, so the first sign-in sets up an authenticator.
+      const enrolPage = await browser.submit(loginPage, { username: 'demo', password });
+      const key = decodeHtml(/<code class="key">([^<]+)<\/code>/.exec(enrolPage.body)?.[1] ?? '');
+      assert.ok(key, enrolPage.body.slice(0, 300));
+      const code = referenceTotp(base32Decode(key), nowSeconds());
+      const codesPage = await browser.submit(enrolPage, { code });
+      assert.match(codesPage.body, /recovery codes/);
+      const done = await browser.submit(codesPage, {});
       assert.equal(done.status, 200, done.body.slice(0, 300));
       assert.match(done.body, /Dana Demo/);
+      assert.match(done.body.replace(/\s+/g, ' '), /Second factor: <strong>yes<\/strong>/);
     } finally {
       await dispatcher.close();
     }
