@@ -1,0 +1,188 @@
+import { availableParallelism } from 'node:os';
+import { verify } from '@node-rs/argon2';
+import { hashPassword } from '../src/accounts/password.ts';
+import { TestBrowser } from '../test/support/browser.ts';
+import {
+  basicAuth,
+  codeExchangeBody,
+  freshChains,
+  refreshBody,
+  signedInBrowsers,
+  signIn,
+  tokenRequest,
+  type TokenSet,
+  type UserPool,
+} from './flows.ts';
+import { quantile, type RunFigures, runLoad } from './load.ts';
+import type { BenchOptions } from './options.ts';
+import { BENCH_PASSWORD, type BenchServers, type Target } from './servers.ts';
+
+export interface HashFigures {
+  /** Median time of one argon2id verification with idp's parameters, in ms, one at a time. */
+  msPerHash: number;
+  cores: number;
+  /** Sign-ins per second that hashing alone allows: cores / time per hash. */
+  bound: number;
+  /** Verifications per second measured with every core hashing at once, as a sign-in load does. */
+  parallelRate: number;
+}
+
+export interface SignInFigures {
+  hash: HashFigures;
+  /** Sign-ins per second of each run. */
+  rates: number[];
+  /** Milliseconds from the authorization request to the tokens, all runs together. */
+  p50: number;
+  p99: number;
+  failures: number;
+  totp: boolean;
+}
+
+/** Times argon2id verifications in this process, one after the other, while the servers idle. */
+export async function measureHashing(samples = 10): Promise<HashFigures> {
+  const stored = await hashPassword(BENCH_PASSWORD);
+  await verify(stored, BENCH_PASSWORD);
+  const times: number[] = [];
+  for (let i = 0; i < samples; i++) {
+    const started = performance.now();
+    await verify(stored, BENCH_PASSWORD);
+    times.push(performance.now() - started);
+  }
+  times.sort((a, b) => a - b);
+  const msPerHash = quantile(times, 0.5);
+  const cores = availableParallelism();
+  const started = performance.now();
+  const lanes = Array.from({ length: cores * 2 }, async () => {
+    for (let i = 0; i < Math.ceil(samples / 2); i++) await verify(stored, BENCH_PASSWORD);
+  });
+  await Promise.all(lanes);
+  const parallelRate = (cores * 2 * Math.ceil(samples / 2) * 1000) / (performance.now() - started);
+
+  return { msPerHash, cores, bound: (cores * 1000) / msPerHash, parallelRate };
+}
+
+/**
+ * Keeps `concurrency` new browsers signing in (authorization request, forms, code exchange) until
+ * `stop` says so or `count` sign-ins are done. Returns each sign-in's duration in ms.
+ */
+export async function signInLoad(
+  target: Target,
+  pick: () => string,
+  concurrency: number,
+  until: { seconds?: number; count?: number; stop?: () => boolean },
+): Promise<{ durations: number[]; failures: number; seconds: number }> {
+  const durations: number[] = [];
+  let failures = 0;
+  let started = 0;
+  const begin = performance.now();
+  const deadline = until.seconds === undefined ? Infinity : begin + until.seconds * 1000;
+  const more = () =>
+    performance.now() < deadline &&
+    (until.count === undefined || started < until.count) &&
+    !(until.stop?.() ?? false);
+  const worker = async () => {
+    while (more()) {
+      started += 1;
+      const t0 = performance.now();
+      try {
+        const browser = new TestBrowser(target.dispatcher);
+        const code = await signIn(target, browser, pick());
+        await tokenRequest(target, codeExchangeBody(code));
+        durations.push(performance.now() - t0);
+      } catch (error) {
+        failures += 1;
+        if (failures <= 3) console.error(`sign-in failed: ${(error as Error).message}`);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, worker));
+
+  return { durations, failures, seconds: (performance.now() - begin) / 1000 };
+}
+
+/** Scenario 4: full interactive sign-ins on idp, set against the hashing bound. */
+export async function signInScenario(
+  servers: BenchServers,
+  options: BenchOptions,
+  pick: () => string,
+  totp: boolean,
+  log: (line: string) => void,
+): Promise<SignInFigures> {
+  const hash = await measureHashing();
+  log(
+    `  argon2id: ${hash.msPerHash.toFixed(1)} ms per hash, bound ${hash.bound.toFixed(1)} sign-ins/s on ${hash.cores} cores; ${hash.parallelRate.toFixed(1)} hashes/s with every core hashing`,
+  );
+  await signInLoad(servers.idp, pick, options.signinConcurrency, { seconds: options.warmup });
+  const rates: number[] = [];
+  const all: number[] = [];
+  let failures = 0;
+  for (let run = 0; run < options.runs; run++) {
+    const result = await signInLoad(servers.idp, pick, options.signinConcurrency, {
+      seconds: options.signinDuration,
+    });
+    rates.push(result.durations.length / result.seconds);
+    all.push(...result.durations);
+    failures += result.failures;
+    log(
+      `  sign-in run ${run + 1}: ${(result.durations.length / result.seconds).toFixed(1)} sign-ins/s${result.failures ? `, ${result.failures} failures` : ''}`,
+    );
+  }
+  all.sort((a, b) => a - b);
+
+  return { hash, rates, p50: quantile(all, 0.5), p99: quantile(all, 0.99), failures, totp };
+}
+
+export interface ContentionFigures {
+  atRest: RunFigures;
+  underLoad: RunFigures;
+  signInsPerSecond: number;
+}
+
+/**
+ * Scenario 5: token requests at a steady rate, first alone and then while browsers sign in as
+ * fast as they can. Password hashing must not hold up the event loop that serves the tokens.
+ */
+export async function contentionScenario(
+  servers: BenchServers,
+  options: BenchOptions,
+  users: UserPool,
+  log: (line: string) => void,
+): Promise<ContentionFigures> {
+  const target = servers.idp;
+  const browsers = await signedInBrowsers(target, users.take(Math.min(4, options.connections)));
+  const probe = async () => {
+    const pool = await freshChains(target, browsers);
+
+    return runLoad(
+      target,
+      {
+        method: 'POST',
+        path: '/token',
+        headers: {
+          authorization: basicAuth(target),
+          'content-type': 'application/x-www-form-urlencoded',
+        },
+        setup: (req) => ({ ...req, body: refreshBody(pool.pop() ?? 'chain-lost') }),
+        onResponse: (status, body) => {
+          if (status === 200) pool.push((JSON.parse(body) as TokenSet).refresh_token!);
+        },
+      },
+      { connections: browsers.length, duration: options.signinDuration, rate: options.probeRate },
+    );
+  };
+
+  const atRest = await probe();
+  log(`  token at rest: p50 ${atRest.p50.toFixed(2)} ms, p99 ${atRest.p99.toFixed(2)} ms`);
+  let stop = false;
+  const load = signInLoad(target, users.next, options.signinConcurrency, { stop: () => stop });
+  await new Promise((resolve) => setTimeout(resolve, options.warmup * 1000));
+  const underLoad = await probe();
+  stop = true;
+  const signIns = await load;
+  const signInsPerSecond = signIns.durations.length / signIns.seconds;
+  log(
+    `  token under sign-in load: p50 ${underLoad.p50.toFixed(2)} ms, p99 ${underLoad.p99.toFixed(2)} ms (${signInsPerSecond.toFixed(1)} sign-ins/s)`,
+  );
+
+  return { atRest, underLoad, signInsPerSecond };
+}
