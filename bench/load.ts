@@ -8,9 +8,12 @@ export interface RunFigures {
   p99: number;
   /** Responses other than 2xx, plus connection errors and timeouts. */
   failures: number;
-  /** Successful responses' latencies, sorted, and the seconds the run took, for merging. */
+  /** Server CPU time per successful response, in microseconds. */
+  cpuMicros: number;
+  /** Successful responses' latencies, sorted, the seconds the run took, and the server CPU seconds. */
   latencies: number[];
   seconds: number;
+  cpu: number;
 }
 
 /** One request of a load run; `setup` may change it just before it is sent. */
@@ -57,6 +60,7 @@ export async function runLoad(
   let failures = 0;
   // autocannon calls onResponse and then emits 'response' for the same response.
   let rejected = false;
+  const cpuBefore = await target.cpuSeconds();
   let finish: (error: Error | null, result: autocannon.Result) => void = () => {};
   const done = new Promise<autocannon.Result>((resolve, reject) => {
     finish = (error, result) => (error ? reject(error) : resolve(result));
@@ -109,21 +113,29 @@ export async function runLoad(
     rejected = false;
   });
   const result = await done;
+  const cpu = (await target.cpuSeconds()) - cpuBefore;
   failures += result.errors + result.timeouts;
   latencies.sort((a, b) => a - b);
   const seconds = result.duration > 0 ? result.duration : 1;
 
-  return figuresOf(latencies, seconds, failures);
+  return figuresOf(latencies, seconds, failures, cpu);
 }
 
-function figuresOf(sortedLatencies: number[], seconds: number, failures: number): RunFigures {
+function figuresOf(
+  sortedLatencies: number[],
+  seconds: number,
+  failures: number,
+  cpu: number,
+): RunFigures {
   return {
     rps: sortedLatencies.length / seconds,
     p50: quantile(sortedLatencies, 0.5),
     p99: quantile(sortedLatencies, 0.99),
     failures,
+    cpuMicros: (cpu * 1e6) / Math.max(1, sortedLatencies.length),
     latencies: sortedLatencies,
     seconds,
+    cpu,
   };
 }
 
@@ -132,6 +144,7 @@ export function mergeFigures(parts: RunFigures[]): RunFigures {
   const latencies = parts.flatMap((part) => part.latencies).sort((a, b) => a - b);
   const seconds = parts.reduce((sum, part) => sum + part.seconds, 0);
   const failures = parts.reduce((sum, part) => sum + part.failures, 0);
+  const cpu = parts.reduce((sum, part) => sum + part.cpu, 0);
 
-  return figuresOf(latencies, seconds, failures);
+  return figuresOf(latencies, seconds, failures, cpu);
 }

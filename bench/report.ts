@@ -53,12 +53,12 @@ function throughputTable(comparisons: Comparison[]): string[] {
     )} | ${spread(
       c.baseline.map((r) => r.rps),
       whole,
-    )} | **${ratio(idp / base)}** | ${ms(median(c.idp.map((r) => r.p50)))} / ${ms(median(c.idp.map((r) => r.p99)))} | ${ms(median(c.baseline.map((r) => r.p50)))} / ${ms(median(c.baseline.map((r) => r.p99)))} | ${failures} |`;
+    )} | **${ratio(idp / base)}** | ${whole(median(c.idp.map((r) => r.cpuMicros)))} / ${whole(median(c.baseline.map((r) => r.cpuMicros)))} | ${ms(median(c.idp.map((r) => r.p50)))} / ${ms(median(c.idp.map((r) => r.p99)))} | ${ms(median(c.baseline.map((r) => r.p50)))} / ${ms(median(c.baseline.map((r) => r.p99)))} | ${failures} |`;
   });
 
   return [
-    '| scenario | idp req/s | baseline req/s | idp / baseline | idp p50 / p99 ms | baseline p50 / p99 ms | failed requests |',
-    '| --- | --- | --- | --- | --- | --- | --- |',
+    '| scenario | idp req/s | baseline req/s | idp / baseline | server CPU µs per request, idp / baseline | idp p50 / p99 ms | baseline p50 / p99 ms | failed requests |',
+    '| --- | --- | --- | --- | --- | --- | --- | --- |',
     ...rows,
   ];
 }

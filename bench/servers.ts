@@ -29,6 +29,8 @@ export interface Target {
   child: ChildProcess;
   /** Resident memory of the server process in bytes, read after a full garbage collection. */
   rss(): Promise<number>;
+  /** CPU seconds the server process has used so far, user and system. */
+  cpuSeconds(): Promise<number>;
 }
 
 export interface BenchServers {
@@ -60,6 +62,15 @@ async function residentBytes(child: ChildProcess): Promise<number> {
   const kb = /^VmRSS:\s+(\d+) kB/m.exec(status)?.[1];
 
   return Number(kb ?? 0) * 1024;
+}
+
+/** Reads a process's user and system CPU time from /proc, in seconds (clock ticks of 10 ms). */
+async function cpuSeconds(pid: number | undefined): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+  // Fields after the command name, which is in parentheses and may contain spaces.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+
+  return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
 /** Forks a server script and waits for it to report that it listens. */
@@ -207,6 +218,7 @@ export async function startServers(options: { accounts: number }): Promise<Bench
         dispatcher,
         child,
         rss: () => residentBytes(child),
+        cpuSeconds: () => cpuSeconds(child.pid),
       };
     };
 

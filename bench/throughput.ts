@@ -72,7 +72,7 @@ async function compare(
       const figures = mergeFigures(parts);
       result[target.name].push(figures);
       log(
-        `  ${label.padEnd(28)} ${target.name.padEnd(8)} run ${run + 1}: ${figures.rps.toFixed(0)} req/s, p50 ${figures.p50.toFixed(2)} ms, p99 ${figures.p99.toFixed(2)} ms${figures.failures ? `, ${figures.failures} failures` : ''}`,
+        `  ${label.padEnd(28)} ${target.name.padEnd(8)} run ${run + 1}: ${figures.rps.toFixed(0)} req/s, p50 ${figures.p50.toFixed(2)} ms, p99 ${figures.p99.toFixed(2)} ms, ${figures.cpuMicros.toFixed(0)} µs CPU/req${figures.failures ? `, ${figures.failures} failures` : ''}`,
       );
     }
   }
