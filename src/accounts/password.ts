@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { availableParallelism } from 'node:os';
 import { hash, verify } from '@node-rs/argon2';
 
 /** argon2id parameters for new hashes: 64 MiB, 3 passes, 4 lanes (OWASP's first choice, 2023). */
@@ -27,17 +28,45 @@ export function passwordProblem(password: string): string | undefined {
 }
 
 /**
+ * Number of argon2id computations that run at once: every core but one. Each takes a core for
+ * tens of milliseconds, and libuv's four pool threads would otherwise take every core of a small
+ * machine during a burst of sign-ins, leaving the event loop that serves tokens to wait.
+ */
+export const MAX_CONCURRENT_HASHES = Math.max(1, availableParallelism() - 1);
+
+let hashesRunning = 0;
+const waitingForHash: (() => void)[] = [];
+
+/** Runs one argon2id computation once a slot is free; a finished one hands its slot on. */
+async function inHashSlot<T>(work: () => Promise<T>): Promise<T> {
+  if (hashesRunning < MAX_CONCURRENT_HASHES) hashesRunning += 1;
+  else await new Promise<void>((resolve) => waitingForHash.push(resolve));
+  try {
+    return await work();
+  } finally {
+    const next = waitingForHash.shift();
+    if (next) next();
+    else hashesRunning -= 1;
+  }
+}
+
+/** Returns the number of argon2id computations running now, for tests. */
+export function runningHashes(): number {
+  return hashesRunning;
+}
+
+/**
  * Hashes a password with argon2id. @node-rs/argon2 runs the work on libuv's thread pool, so the
  * event loop stays free while it runs.
  */
 export function hashPassword(password: string): Promise<string> {
-  return hash(password.normalize('NFKC'), HASH_PARAMETERS);
+  return inHashSlot(() => hash(password.normalize('NFKC'), HASH_PARAMETERS));
 }
 
 /** Checks a password against a stored hash; a malformed hash counts as a mismatch. */
 export async function verifyPassword(storedHash: string, password: string): Promise<boolean> {
   try {
-    return await verify(storedHash, password.normalize('NFKC'));
+    return await inHashSlot(() => verify(storedHash, password.normalize('NFKC')));
   } catch {
     return false;
   }
