@@ -95,6 +95,7 @@ export class AccountStore {
     const rows = await this.#db.query<AccountRow>(
       `SELECT ${columns} FROM accounts WHERE username_canonical = $1`,
       [canonicalUsername(username)],
+      'account-by-username',
     );
 
     return rows[0] && toAccount(rows[0]);
@@ -102,9 +103,12 @@ export class AccountStore {
 
   async findById(id: string): Promise<Account | undefined> {
     if (!/^[0-9a-f-]{36}$/i.test(id)) return undefined;
-    const rows = await this.#db.query<AccountRow>(`SELECT ${columns} FROM accounts WHERE id = $1`, [
-      id,
-    ]);
+    // Runs on every token and userinfo request, so it is prepared.
+    const rows = await this.#db.query<AccountRow>(
+      `SELECT ${columns} FROM accounts WHERE id = $1`,
+      [id],
+      'account-by-id',
+    );
 
     return rows[0] && toAccount(rows[0]);
   }

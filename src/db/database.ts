@@ -3,11 +3,17 @@ import path from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import pg from 'pg';
 
-/** Something that runs one SQL statement with parameters: the pool, a session or a transaction. */
+/**
+ * Something that runs one SQL statement with parameters: the pool, a session or a transaction.
+ * A `prepared` name makes Postgres parse and plan the statement once per connection; give one only
+ * to statements that name their columns, because a prepared `SELECT *` fails once a migration adds
+ * a column.
+ */
 export interface Queryable {
   query<Row extends object = Record<string, unknown>>(
     sql: string,
     params?: unknown[],
+    prepared?: string,
   ): Promise<Row[]>;
 }
 
@@ -45,8 +51,14 @@ class PostgresDatabase implements Database {
     this.pool.on('error', (error) => this.onIdleError(error));
   }
 
-  async query<Row extends object>(sql: string, params: unknown[] = []): Promise<Row[]> {
-    const result = await this.pool.query(sql, params);
+  async query<Row extends object>(
+    sql: string,
+    params: unknown[] = [],
+    prepared?: string,
+  ): Promise<Row[]> {
+    const result = await this.pool.query(
+      prepared ? { name: prepared, text: sql, values: params } : { text: sql, values: params },
+    );
 
     return result.rows as Row[];
   }
