@@ -106,6 +106,7 @@ export async function runLoad(
       },
     ],
   };
+  const started = performance.now();
   const instance = autocannon(settings, (error, result) => finish(error, result));
   instance.on('response', (_client, status, _bytes, responseTime) => {
     if (status >= 200 && status < 300 && !rejected) latencies.push(responseTime);
@@ -113,10 +114,11 @@ export async function runLoad(
     rejected = false;
   });
   const result = await done;
+  // autocannon reports whole seconds, too coarse for runs of a given number of requests.
+  const seconds = (performance.now() - started) / 1000;
   const cpu = (await target.cpuSeconds()) - cpuBefore;
   failures += result.errors + result.timeouts;
   latencies.sort((a, b) => a - b);
-  const seconds = result.duration > 0 ? result.duration : 1;
 
   return figuresOf(latencies, seconds, failures, cpu);
 }

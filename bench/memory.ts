@@ -10,6 +10,9 @@ export interface MemoryFigures {
   byKind: Record<string, { keys: number; bytes: number }>;
   rssBefore: number;
   rssAfter: number;
+  /** JavaScript heap in use before and after, which shows whether idp keeps anything per session. */
+  heapBefore: number;
+  heapAfter: number;
   /** RSS at 10,000 sessions: measured when the run had that many, else extrapolated linearly. */
   rssAt10k: number;
   extrapolated: boolean;
@@ -38,13 +41,14 @@ export async function memoryScenario(
   const { redis, prefix } = servers.redis;
   const existing = await servers.redis.keys();
   for (let i = 0; i < existing.length; i += 1000) await redis.del(...existing.slice(i, i + 1000));
-  const rssBefore = await servers.idp.rss();
+  const before = await servers.idp.memory();
 
   const result = await signInLoad(servers.idp, pick, options.signinConcurrency, {
     count: options.sessions,
   });
   const sessions = result.durations.length;
-  const rssAfter = await servers.idp.rss();
+  const after = await servers.idp.memory();
+  const [rssBefore, rssAfter] = [before.rss, after.rss];
 
   const keys = await servers.redis.keys();
   const byKind: MemoryFigures['byKind'] = {};
@@ -67,7 +71,7 @@ export async function memoryScenario(
   const perSession = Math.max(0, rssAfter - rssBefore) / Math.max(1, sessions);
   const rssAt10k = extrapolated ? rssAfter + perSession * (10_000 - sessions) : rssAfter;
   log(
-    `  ${sessions} sessions in ${result.seconds.toFixed(0)} s: ${(total / Math.max(1, sessions)).toFixed(0)} Redis bytes per session, RSS ${(rssBefore / 2 ** 20).toFixed(0)} -> ${(rssAfter / 2 ** 20).toFixed(0)} MiB`,
+    `  ${sessions} sessions in ${result.seconds.toFixed(0)} s: ${(total / Math.max(1, sessions)).toFixed(0)} Redis bytes per session, RSS ${(rssBefore / 2 ** 20).toFixed(0)} -> ${(rssAfter / 2 ** 20).toFixed(0)} MiB, heap in use ${((before.heapUsed ?? 0) / 2 ** 20).toFixed(0)} -> ${((after.heapUsed ?? 0) / 2 ** 20).toFixed(0)} MiB`,
   );
 
   return {
@@ -76,6 +80,8 @@ export async function memoryScenario(
     byKind,
     rssBefore,
     rssAfter,
+    heapBefore: before.heapUsed ?? Number.NaN,
+    heapAfter: after.heapUsed ?? Number.NaN,
     rssAt10k,
     extrapolated,
   };

@@ -189,7 +189,7 @@ export function renderReport(results: BenchResults): string {
     lines.push(
       '### Memory',
       '',
-      `${whole(m.sessions)} browsers signed in (code exchanged, tokens kept) after idp's Redis keys were cleared: **${whole(m.redisBytesPerSession)} Redis bytes per session** (MEMORY USAGE over every key), idp RSS ${mib(m.rssBefore)} before and ${mib(m.rssAfter)} after; at 10,000 sessions **${mib(m.rssAt10k)}**${m.extrapolated ? ', extrapolated linearly from the growth measured' : ''}.`,
+      `${whole(m.sessions)} browsers signed in (code exchanged, tokens kept) after idp's Redis keys were cleared: **${whole(m.redisBytesPerSession)} Redis bytes per session** (MEMORY USAGE over every key), idp RSS ${mib(m.rssBefore)} before and ${mib(m.rssAfter)} after (JavaScript heap in use ${mib(m.heapBefore)} and ${mib(m.heapAfter)}, both after a full collection); at 10,000 sessions **${mib(m.rssAt10k)}**${m.extrapolated ? ', extrapolated linearly from the growth measured' : ''}.`,
       '',
       '| key kind | keys | bytes per key | bytes per session |',
       '| --- | --- | --- | --- |',

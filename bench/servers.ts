@@ -27,8 +27,11 @@ export interface Target {
   /** Trusts the run's certificate authority. */
   dispatcher: Agent;
   child: ChildProcess;
-  /** Resident memory of the server process in bytes, read after a full garbage collection. */
-  rss(): Promise<number>;
+  /**
+   * Memory of the server process in bytes after a full garbage collection: resident, and the
+   * JavaScript heap in use (idp only).
+   */
+  memory(): Promise<{ rss: number; heapUsed?: number }>;
   /** CPU seconds the server process has used so far, user and system. */
   cpuSeconds(): Promise<number>;
 }
@@ -45,23 +48,23 @@ export interface BenchServers {
 }
 
 /** Asks a server process to collect garbage and report its memory; the baseline only has /proc. */
-async function residentBytes(child: ChildProcess): Promise<number> {
+async function memoryOf(child: ChildProcess): Promise<{ rss: number; heapUsed?: number }> {
   if (child.connected) {
-    const reply = new Promise<number | undefined>((resolve) => {
+    const reply = new Promise<NodeJS.MemoryUsage | undefined>((resolve) => {
       const timer = setTimeout(() => resolve(undefined), 200);
       child.once('message', (message: { memory?: NodeJS.MemoryUsage }) => {
         clearTimeout(timer);
-        resolve(message.memory?.rss);
+        resolve(message.memory);
       });
     });
     child.send('memory');
-    const rss = await reply;
-    if (rss !== undefined) return rss;
+    const usage = await reply;
+    if (usage !== undefined) return { rss: usage.rss, heapUsed: usage.heapUsed };
   }
   const status = await readFile(`/proc/${child.pid}/status`, 'utf8');
   const kb = /^VmRSS:\s+(\d+) kB/m.exec(status)?.[1];
 
-  return Number(kb ?? 0) * 1024;
+  return { rss: Number(kb ?? 0) * 1024 };
 }
 
 /** Reads a process's user and system CPU time from /proc, in seconds (clock ticks of 10 ms). */
@@ -78,6 +81,7 @@ async function forkServer(
   script: string,
   env: Record<string, string>,
   logFile: string,
+  nodeFlags: string[] = [],
 ): Promise<ChildProcess> {
   const log = openSync(logFile, 'a');
   const profileDir = process.env['BENCH_PROFILE'];
@@ -86,6 +90,7 @@ async function forkServer(
     // BENCH_PROFILE=DIR writes a CPU profile of each server there when it stops.
     execArgv: [
       '--expose-gc',
+      ...nodeFlags,
       ...(profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []),
     ],
     stdio: ['ignore', log, log, 'ipc'],
@@ -174,6 +179,8 @@ export async function startServers(options: { accounts: number }): Promise<Bench
         LOG_LEVEL: process.env['BENCH_IDP_LOG_LEVEL'] ?? 'info',
       },
       idpLog,
+      // BENCH_IDP_NODE_FLAGS adds Node flags to the idp process only, to compare settings.
+      (process.env['BENCH_IDP_NODE_FLAGS'] ?? '').split(' ').filter(Boolean),
     );
     cleanups.push(() => stopServer(idpChild));
 
@@ -217,7 +224,7 @@ export async function startServers(options: { accounts: number }): Promise<Bench
         clientSecret,
         dispatcher,
         child,
-        rss: () => residentBytes(child),
+        memory: () => memoryOf(child),
         cpuSeconds: () => cpuSeconds(child.pid),
       };
     };
