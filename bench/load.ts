@@ -107,15 +107,18 @@ export async function runLoad(
     ],
   };
   const started = performance.now();
+  let lastResponse = started;
   const instance = autocannon(settings, (error, result) => finish(error, result));
   instance.on('response', (_client, status, _bytes, responseTime) => {
+    lastResponse = performance.now();
     if (status >= 200 && status < 300 && !rejected) latencies.push(responseTime);
     else failures += 1;
     rejected = false;
   });
   const result = await done;
-  // autocannon reports whole seconds, too coarse for runs of a given number of requests.
-  const seconds = (performance.now() - started) / 1000;
+  // autocannon ends a run on its one-second tick and reports whole seconds, too coarse for runs
+  // of a given number of requests, so a run lasts until its last response.
+  const seconds = Math.max(0.001, (lastResponse - started) / 1000);
   const cpu = (await target.cpuSeconds()) - cpuBefore;
   failures += result.errors + result.timeouts;
   latencies.sort((a, b) => a - b);
