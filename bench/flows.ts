@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { fetch } from 'undici';
-import { parseForms, TestBrowser, type PageResponse } from '../test/support/browser.ts';
+import { alertText, parseForms, type PageResponse, TestBrowser } from '../test/support/browser.ts';
 import { BENCH_PASSWORD, REDIRECT_URI, type Target } from './servers.ts';
 import { totpCodeFor } from './totp.ts';
 
@@ -66,9 +66,8 @@ export async function signIn(
   for (let step = 0; step < 4 && !page.location?.startsWith(REDIRECT_URI); step++) {
     const form = parseForms(page.body)[0];
     if (page.status !== 200 || !form) {
-      throw new Error(
-        `sign-in of ${username} stopped at ${page.status}: ${page.body.slice(0, 200)}`,
-      );
+      const reason = alertText(page.body) ?? page.body.slice(0, 200);
+      throw new Error(`sign-in of ${username} stopped at ${page.status}: ${reason}`);
     }
     const values: Record<string, string> = {};
     if ('password' in form.fields) Object.assign(values, { username, password: BENCH_PASSWORD });
@@ -149,9 +148,10 @@ export async function inParallel<T, R>(
 }
 
 /**
- * Hands out the benchmark accounts: `take` reserves some for one scenario's long-lived sessions,
- * and `next` cycles through the others for sign-ins, so that an account signs in again only after
- * all the others did (a TOTP code is accepted once per account and time step).
+ * Hands out the benchmark accounts. `take` reserves accounts from the end of the list for one
+ * scenario's long-lived sessions. `next` cycles through the others for sign-ins, so that an account
+ * signs in again only after all the others did, because idp accepts one TOTP code per account and
+ * time step.
  */
 export class UserPool {
   readonly #users: string[];
@@ -163,18 +163,17 @@ export class UserPool {
   }
 
   take(count: number): string[] {
-    const taken = this.#users.slice(this.#reserved, this.#reserved + count);
-    if (taken.length < count) throw new Error(`not enough benchmark accounts: raise --accounts`);
+    const end = this.#users.length - this.#reserved;
+    if (end - count < 1) throw new Error('not enough benchmark accounts: raise --accounts');
     this.#reserved += count;
 
-    return taken;
+    return this.#users.slice(end - count, end);
   }
 
   readonly next = (): string => {
     const free = this.#users.length - this.#reserved;
-    if (free <= 0) throw new Error('no benchmark account left for sign-ins: raise --accounts');
 
-    return this.#users[this.#reserved + (this.#turn++ % free)] as string;
+    return this.#users[this.#turn++ % free] as string;
   };
 }
 

@@ -153,9 +153,7 @@ export function renderReport(results: BenchResults): string {
     lines.push(
       '### Interactive sign-in',
       '',
-      s.totp
-        ? 'Authorization request, password form, TOTP form with a fresh code, code exchange; a new browser each time.'
-        : 'Authorization request, password form, code exchange; a new browser each time. **Password only: idp has no TOTP step yet, so the TOTP form is not part of these figures.**',
+      'Authorization request, login page, password form, TOTP form with the current code, redirect back with the code, code exchange; a new browser and another account each time.',
       '',
       '| argon2id per hash | hashing bound (cores / time per hash) | hashing alone, all cores at once | sign-ins/s | against the bound | against hashing alone | sign-in p50 / p99 | failed |',
       '| --- | --- | --- | --- | --- | --- | --- | --- |',

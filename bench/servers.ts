@@ -39,6 +39,8 @@ export interface Target {
 export interface BenchServers {
   idp: Target;
   baseline: Target;
+  /** Encrypts with idp's key, for secrets the bench stores as idp would. */
+  encryptor: Encryptor;
   certificates: TestCertificates;
   database: Database;
   redis: TestRedis;
@@ -191,7 +193,8 @@ export async function startServers(options: { accounts: number }): Promise<Bench
     cleanups.push(() => database.close());
     const clientSecret = randomBytes(32).toString('base64url');
     const clientId = 'bench-app';
-    await new ClientStore(database, new Encryptor([encryptionKey])).create({
+    const encryptor = new Encryptor([encryptionKey]);
+    await new ClientStore(database, encryptor).create({
       clientId,
       name: 'Bench App',
       redirectUris: [REDIRECT_URI],
@@ -232,6 +235,7 @@ export async function startServers(options: { accounts: number }): Promise<Bench
     return {
       idp: target('idp', idpPort, idpChild),
       baseline: target('baseline', baselinePort, baselineChild),
+      encryptor,
       certificates,
       database,
       redis,

@@ -35,7 +35,6 @@ export interface SignInFigures {
   p50: number;
   p99: number;
   failures: number;
-  totp: boolean;
 }
 
 /** Times argon2id verifications in this process, one after the other, while the servers idle. */
@@ -105,7 +104,6 @@ export async function signInScenario(
   servers: BenchServers,
   options: BenchOptions,
   pick: () => string,
-  totp: boolean,
   log: (line: string) => void,
 ): Promise<SignInFigures> {
   const hash = await measureHashing();
@@ -129,7 +127,7 @@ export async function signInScenario(
   }
   all.sort((a, b) => a - b);
 
-  return { hash, rates, p50: quantile(all, 0.5), p99: quantile(all, 0.99), failures, totp };
+  return { hash, rates, p50: quantile(all, 0.5), p99: quantile(all, 0.99), failures };
 }
 
 export interface ContentionFigures {

@@ -1,46 +1,52 @@
-import { createHmac } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import type { Database } from '../src/db/database.ts';
+import { totpSecretContext } from '../src/mfa/store.ts';
+import { timeStep, totpAt } from '../src/mfa/totp.ts';
+import type { Encryptor } from '../src/security/encryption.ts';
 
 /*
- * The TOTP step of the sign-in scenario. The bench enrols each benchmark account with a secret of
- * its own and answers the server's code form with the code of the current 30-second step, as an
- * authenticator app would.
- *
- * TOTP is not in idp yet, so enrolTotp() enrols nobody and the sign-in scenario runs with the
- * password step only; the report says so. When the TOTP store exists, enrolTotp() stores each
- * secret through it, and signIn() in flows.ts already fills in any form with a `code` field.
+ * The TOTP step of the sign-in scenario: every benchmark account is enrolled with a secret of its
+ * own, and the sign-in flow answers idp's code form with the code of the current 30-second step,
+ * as an authenticator app would.
  */
 
 const secrets = new Map<string, Buffer>();
 
-/** RFC 6238 code: HMAC-SHA-1, 6 digits, 30-second steps, as authenticator apps compute it. */
-export function totpCode(secret: Buffer, at = Date.now()): string {
-  const counter = Buffer.alloc(8);
-  counter.writeBigUInt64BE(BigInt(Math.floor(at / 30_000)));
-  const mac = createHmac('sha1', secret).update(counter).digest();
-  const offset = (mac[mac.length - 1] as number) & 0x0f;
-  const value = (mac.readUInt32BE(offset) & 0x7fffffff) % 1_000_000;
-
-  return String(value).padStart(6, '0');
-}
-
-/** The code the bench answers for `username`; fails when the server asks for one it never enrolled. */
+/** Returns the current code of `username`; fails when the bench enrolled no secret for it. */
 export function totpCodeFor(username: string): string {
   const secret = secrets.get(username);
-  if (!secret)
-    throw new Error(
-      `the server asked ${username} for a TOTP code, but the bench enrolled no secret`,
-    );
+  if (!secret) {
+    throw new Error(`idp asked ${username} for a TOTP code, but the bench enrolled no secret`);
+  }
 
-  return totpCode(secret);
+  return totpAt(secret, Date.now());
 }
 
 /**
- * Enrols the benchmark accounts with TOTP secrets. Returns false while idp has no TOTP store, and
- * the sign-in scenario then measures password-only sign-ins.
+ * Enrols every account with a new TOTP secret, stored as idp stores it (encrypted under the
+ * account's context), in one statement per thousand accounts. No recovery codes: sign-in does not
+ * need them.
  */
-export function enrolTotp(_database: Database, usernames: string[]): Promise<boolean> {
-  for (const username of usernames) secrets.delete(username);
+export async function enrolTotp(database: Database, encryptor: Encryptor): Promise<number> {
+  const accounts = await database.query<{ id: string; username: string }>(
+    'SELECT id, username FROM accounts',
+  );
+  // A step well before now, so the first code of every account is accepted.
+  const lastStep = timeStep(Date.now()) - 10;
+  for (let start = 0; start < accounts.length; start += 1000) {
+    const batch = accounts.slice(start, start + 1000);
+    const ciphertexts = batch.map(({ id, username }) => {
+      const secret = randomBytes(20);
+      secrets.set(username, secret);
 
-  return Promise.resolve(false);
+      return encryptor.encrypt(secret, totpSecretContext(id));
+    });
+    await database.query(
+      `INSERT INTO totp_credentials (account_id, secret_ciphertext, last_step)
+       SELECT id, secret, $3 FROM unnest($1::uuid[], $2::text[]) AS t(id, secret)`,
+      [batch.map(({ id }) => id), ciphertexts, lastStep],
+    );
+  }
+
+  return accounts.length;
 }
