@@ -23,7 +23,7 @@ function kindOf(key: string, prefix: string): string {
   const rest = key.slice(prefix.length).replace(/^oidc:/, '');
   const first = rest.split(':')[0] ?? '';
   if (first === 'uid' || first === 'userCode') return `${first} index`;
-  if (first === 'grant') return 'grant index';
+  if (first === 'grant' || first === 'account') return `${first} index`;
 
   return first;
 }
