@@ -21,6 +21,7 @@ import { createMemoryAdapter } from './oidc/adapters/memory.ts';
 import { createRedisAdapter, type SessionStoreAdapter } from './oidc/adapters/redis.ts';
 import { ClientAdapter } from './oidc/client-adapter.ts';
 import { ClientStore } from './oidc/clients.ts';
+import { AuditLog } from './security/audit.ts';
 import { loadOrCreateEmbeddedSecrets } from './security/embedded-secrets.ts';
 import {
   type AttemptCounter,
@@ -56,6 +57,7 @@ export interface Services {
   clients: ClientStore;
   mfa: MfaStore;
   settings: SettingsStore;
+  audit: AuditLog;
   close(): Promise<void>;
 }
 
@@ -154,6 +156,7 @@ export async function openServices(
     clients: new ClientStore(database, encryptor),
     mfa: new MfaStore(database, encryptor),
     settings: new SettingsStore(database),
+    audit: new AuditLog(database),
     async close() {
       closing = true;
       if (redis) await redis.quit().catch(() => redis.disconnect());

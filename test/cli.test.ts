@@ -37,7 +37,7 @@ describe('idp command line', () => {
   it('migrate applies, then reports up to date', async () => {
     const first = await idp(['migrate']);
     assert.equal(first.code, 0, first.stderr);
-    assert.match(first.stdout, /^applied \d+ migration\(s\): 001_initial\.sql/);
+    assert.match(first.stdout, /^applied \d+ migration\(s\): 001_initial\.sql, .*003_audit\.sql/);
     const second = await idp(['migrate']);
     assert.equal(second.code, 0, second.stderr);
     assert.equal(second.stdout, 'database is up to date\n');

@@ -8,6 +8,7 @@ import { createLogger } from '../logger.ts';
 import { startServer } from '../main.ts';
 import { describeError } from '../server/outages.ts';
 import { openServices, type Services } from '../services.ts';
+import { registerAuditCommands } from './audit.ts';
 import { registerClientCommands } from './clients.ts';
 import { registerKeyCommands } from './keys.ts';
 import { registerSettingsCommands } from './settings.ts';
@@ -139,6 +140,7 @@ export function buildProgram(): Command {
   registerClientCommands(program, withServices);
   registerKeyCommands(program, withServices);
   registerSettingsCommands(program, withServices);
+  registerAuditCommands(program, withServices);
 
   return program;
 }
