@@ -16,6 +16,11 @@ import { createFindAccount } from './oidc/account.ts';
 import { KEY_RELOAD_SECONDS, keysChannel, SigningKeyring } from './oidc/keyring.ts';
 import { ensureSigningKeys } from './oidc/keys.ts';
 import { createProvider } from './oidc/provider.ts';
+import {
+  createRateLimiter,
+  DEFAULT_LOCKOUT_POLICY,
+  type LockoutPolicy,
+} from './security/rate-limit.ts';
 import { configureApp, type Readiness } from './server/app.ts';
 import {
   countProviderEvents,
@@ -45,6 +50,13 @@ export interface RunningServer {
   close(): Promise<void>;
   /** Cuts every connection still open, for when close() takes longer than allowed. */
   destroyConnections(): void;
+}
+
+export interface ServerOptions {
+  /** Prefix of the Redis keys, so that tests can share one Redis. */
+  redisPrefix?: string;
+  /** Changes to the default failed sign-in policy, such as shorter times for tests. */
+  lockoutPolicy?: Partial<LockoutPolicy>;
 }
 
 /** Returns the certificate files to serve: the configured pair, or the embedded self-signed one. */
@@ -129,7 +141,7 @@ function trackConnections(server: Server | HttpsServer) {
 export async function startServer(
   config: Config,
   logger: Logger,
-  options: { redisPrefix?: string } = {},
+  options: ServerOptions = {},
 ): Promise<RunningServer> {
   const services = await openServices(config, logger, {
     migrateOnOpen: true,
@@ -143,6 +155,10 @@ export async function startServer(
   let keyring: SigningKeyring | undefined;
   try {
     await ensureSigningKeys(services.database, services.encryptor);
+    const rateLimiter = createRateLimiter(services.redis, redisPrefix, {
+      ...DEFAULT_LOCKOUT_POLICY,
+      ...options.lockoutPolicy,
+    });
     const metrics = createMetrics({
       database: services.rawDatabase,
       redis: services.redis,
@@ -173,6 +189,8 @@ export async function startServer(
         provider,
         logger,
         accounts: services.accounts,
+        audit: services.audit,
+        rateLimiter,
         metrics,
         serveMetrics: config.metricsPort === undefined,
         isDraining: () => draining,

@@ -249,7 +249,7 @@ export function createSignIn(
 ) {
   const storage = createSessionStorage(services, logger, redisPrefix);
   const policy = new SecondFactorPolicy(services.database);
-  const deps: Omit<InteractionDeps & AccountPageDeps, 'provider'> = {
+  const deps: Omit<InteractionDeps & AccountPageDeps, 'provider' | 'audit' | 'rateLimiter'> = {
     accounts: services.accounts,
     logger,
     mfa: services.mfa,

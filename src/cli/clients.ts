@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { cliActor } from './audit.ts';
 import { printJson, printTable, readRequiredSecret } from './io.ts';
 import type { WithServices } from './main.ts';
 
@@ -58,11 +59,21 @@ export function registerClientCommands(program: Command, withServices: WithServi
       const clientSecret = options.clientSecretStdin
         ? await readRequiredSecret('Client secret')
         : undefined;
-      await withServices(async ({ clients: store }) => {
+      await withServices(async ({ clients: store, audit }) => {
         const { client, generatedSecret } = await store.create({
           ...clientFields(options, clientSecret),
           clientId: options.clientId,
           redirectUris: options.redirectUri ?? [],
+        });
+        await audit.record({
+          event: 'client.created',
+          clientId: client.clientId,
+          detail: {
+            actor: cliActor(),
+            public: client.isPublic,
+            require2fa: client.require2fa,
+            consent: client.consent,
+          },
         });
         process.stdout.write(`created client ${client.clientId}\n`);
         if (generatedSecret) {
@@ -140,8 +151,9 @@ export function registerClientCommands(program: Command, withServices: WithServi
     .description('remove an app; its users can no longer sign in to it')
     .argument('<client-id>')
     .action(async (clientId: string) => {
-      await withServices(async ({ clients: store }) => {
+      await withServices(async ({ clients: store, audit }) => {
         await store.delete(clientId);
+        await audit.record({ event: 'client.deleted', clientId, detail: { actor: cliActor() } });
         process.stdout.write(`deleted client ${clientId}\n`);
       });
     });

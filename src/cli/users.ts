@@ -1,6 +1,9 @@
 import type { Command } from 'commander';
 import { createLogger, type Logger } from '../logger.ts';
 import { createSessionStorage, type Services } from '../services.ts';
+import { AppError } from '../errors.ts';
+import { createRateLimiter } from '../security/rate-limit.ts';
+import { cliActor } from './audit.ts';
 import { printJson, printTable, readRequiredSecret } from './io.ts';
 import type { WithServices } from './main.ts';
 
@@ -16,8 +19,14 @@ export function registerUserCommands(program: Command, withServices: WithService
     .requiredOption('--password-stdin', 'read the password from standard input')
     .action(async (username: string, options: { email?: string; name?: string }) => {
       const password = await readRequiredSecret('Password');
-      await withServices(async ({ accounts }) => {
+      await withServices(async ({ accounts, audit }) => {
         const account = await accounts.create({ username, password, ...options });
+        await audit.record({
+          event: 'user.created',
+          accountId: account.id,
+          username: account.username,
+          detail: { actor: cliActor() },
+        });
         process.stdout.write(`created user ${account.username} (${account.id})\n`);
       });
     });
@@ -29,9 +38,15 @@ export function registerUserCommands(program: Command, withServices: WithService
     .requiredOption('--password-stdin', 'read the password from standard input')
     .action(async (username: string) => {
       const password = await readRequiredSecret('Password');
-      await withServices(async ({ accounts }) => {
+      await withServices(async ({ accounts, audit }) => {
         const account = await accounts.get(username);
         await accounts.setPassword(account.id, password);
+        await audit.record({
+          event: 'password.changed',
+          accountId: account.id,
+          username: account.username,
+          detail: { actor: cliActor() },
+        });
         process.stdout.write(`password of ${account.username} changed\n`);
       });
     });
@@ -45,9 +60,15 @@ export function registerUserCommands(program: Command, withServices: WithService
       .description(disabled ? 'stop a user from signing in' : 'let a disabled user sign in again')
       .argument('<username>')
       .action(async (username: string) => {
-        await withServices(async ({ accounts }) => {
+        await withServices(async ({ accounts, audit }) => {
           const account = await accounts.get(username);
           await accounts.setDisabled(account.id, disabled);
+          await audit.record({
+            event: disabled ? 'user.disabled' : 'user.enabled',
+            accountId: account.id,
+            username: account.username,
+            detail: { actor: cliActor() },
+          });
           process.stdout.write(`user ${account.username} ${disabled ? 'disabled' : 'enabled'}\n`);
         });
       });
@@ -61,6 +82,39 @@ export function registerUserCommands(program: Command, withServices: WithService
     .argument('<username>')
     .action(async (username: string) => {
       await withServices((services) => resetTwoFactor(services, username), { redis: true });
+    });
+
+  users
+    .command('unlock')
+    .description("clear a user's failed sign-in counters and any lock")
+    .argument('<username>')
+    .action(async (username: string) => {
+      await withServices(
+        async ({ accounts, audit, redis, redisPrefix }) => {
+          if (!redis) {
+            throw new AppError(
+              'unavailable',
+              'REDIS_URL is not set, so failure counters live inside the running server; a lock ends by itself (15 minutes by default) or when the server restarts',
+            );
+          }
+          const account = await accounts.get(username);
+          const limiter = createRateLimiter(redis, redisPrefix);
+          const before = await limiter.status(account.username);
+          await limiter.unlock(account.username);
+          await audit.record({
+            event: 'account.unlocked',
+            accountId: account.id,
+            username: account.username,
+            detail: { actor: cliActor(), wasLocked: before.locked, failures: before.failures },
+          });
+          process.stdout.write(
+            before.locked || before.failures > 0
+              ? `user ${account.username} unlocked (${before.locked ? 'was locked, ' : ''}${before.failures} failure(s) cleared)\n`
+              : `user ${account.username} had no failures or lock\n`,
+          );
+        },
+        { redis: true },
+      );
     });
 
   users

@@ -7,6 +7,8 @@ import type { SecondFactorMethod, SecondFactorPolicy } from '../mfa/policy.ts';
 import type { ShortLivedStore } from '../mfa/state.ts';
 import type { MfaStore } from '../mfa/store.ts';
 import type { Encryptor } from '../security/encryption.ts';
+import type { AuditLog } from '../security/audit.ts';
+import type { RateLimiter } from '../security/rate-limit.ts';
 
 /**
  * The state of one sign-in after its password step, kept per interaction uid: the account whose
@@ -42,6 +44,8 @@ export interface InteractionDeps {
   encryptor: Encryptor;
   /** Label shown in authenticator apps (IDP_TOTP_ISSUER). */
   totpIssuer: string;
+  audit: AuditLog;
+  rateLimiter: RateLimiter;
 }
 
 export type InteractionDetails = Awaited<ReturnType<Provider['interactionDetails']>>;

@@ -3,6 +3,7 @@ import { getDummyHash, hashPassword, needsRehash, verifyPassword } from '../acco
 import { MAX_PASSWORD_LENGTH } from '../accounts/password.ts';
 import { en } from '../views/messages/en.ts';
 import { pageTranslator, renderPage } from '../views/render.ts';
+import { runCheckedStep } from './attempts.ts';
 import type { InteractionDeps, InteractionDetails } from './context.ts';
 import { afterPassword, type ClientInfo } from './second-factor.ts';
 
@@ -31,9 +32,10 @@ function field(body: unknown, name: string): string {
 }
 
 /**
- * Checks the username and password of the login form. Unknown users are verified against a dummy
- * hash and disabled users against their own, so every failure takes the time of one argon2 check
- * and shows the same message. A correct password goes on to the second step when it applies.
+ * Checks the username and password of the login form under the failed-attempt limiter. Unknown
+ * users are verified against a dummy hash and disabled users against their own, so every checked
+ * failure takes the time of one argon2 check and shows the same message, as does a locked account.
+ * A correct password goes on to the second step when it applies.
  */
 export async function submitLogin(
   ctx: Context,
@@ -44,22 +46,24 @@ export async function submitLogin(
   const clientName = client.name;
   const username = field(ctx.request.body, 'username').slice(0, 200);
   const password = field(ctx.request.body, 'password').slice(0, MAX_PASSWORD_LENGTH);
+  const clientId = String(details.params.client_id);
   const log = deps.logger.child({ requestId: ctx.state.requestId, interaction: details.uid });
 
   const account = username.trim() === '' ? undefined : await deps.accounts.findByUsername(username);
-  const storedHash = account?.passwordHash ?? (await getDummyHash());
-  const passwordOk = (await verifyPassword(storedHash, password)) && password !== '';
+  const passed = await runCheckedStep(
+    ctx,
+    deps,
+    { step: 'password', username, account, clientId, interaction: details.uid },
+    async () => {
+      const storedHash = account?.passwordHash ?? (await getDummyHash());
+      const passwordOk = (await verifyPassword(storedHash, password)) && password !== '';
+      if (!account) return 'unknown_user';
+      if (account.disabled) return 'disabled';
 
-  if (!account || account.disabled || !passwordOk) {
-    const reason = !account
-      ? 'unknown user'
-      : account.disabled
-        ? 'account disabled'
-        : 'wrong password';
-    log.info({ accountId: account?.id, reason }, 'sign-in failed');
-    // One outcome for every failure: separate counts on a scrapeable page would tell which
-    // usernames exist. The reason is in the log.
-    deps.metrics?.signIns.inc({ outcome: 'failed' });
+      return passwordOk ? undefined : 'wrong_password';
+    },
+  );
+  if (!passed || !account) {
     ctx.status = 400;
     const error = pageTranslator(ctx).t('login.invalid');
     renderLogin(ctx, details, clientName, { error, username });
@@ -71,7 +75,6 @@ export async function submitLogin(
     await deps.accounts.replaceHash(account.id, account.passwordHash, await hashPassword(password));
     log.info({ accountId: account.id }, 'password hash upgraded to current parameters');
   }
-  log.info({ accountId: account.id, client: details.params.client_id }, 'password accepted');
-  deps.metrics?.signIns.inc({ outcome: 'success' });
+  log.info({ accountId: account.id, client: clientId }, 'password accepted');
   await afterPassword(ctx, deps, details, client, account.id);
 }

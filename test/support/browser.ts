@@ -66,13 +66,13 @@ export function alertText(html: string): string | undefined {
  */
 export class TestBrowser {
   readonly jar = new CookieJar();
+  /** Headers sent with every request, such as an Accept-Language or a spoofed X-Forwarded-For. */
+  readonly headers: Record<string, string>;
   readonly #dispatcher: Agent;
-  readonly #headers: Record<string, string>;
 
-  /** `headers` go with every request, such as an Accept-Language. */
   constructor(dispatcher: Agent, headers: Record<string, string> = {}) {
     this.#dispatcher = dispatcher;
-    this.#headers = headers;
+    this.headers = { ...headers };
   }
 
   async request(
@@ -82,7 +82,7 @@ export class TestBrowser {
     const headers: Record<string, string> = {
       accept: 'text/html',
       'user-agent': 'idp-test-browser',
-      ...this.#headers,
+      ...this.headers,
     };
     const cookie = await this.jar.getCookieString(url);
     if (cookie) headers['cookie'] = cookie;

@@ -6,7 +6,7 @@ import { AccountStore } from '../../src/accounts/store.ts';
 import { type Config, loadConfig } from '../../src/config.ts';
 import { type Database, openDatabase } from '../../src/db/database.ts';
 import { createLogger } from '../../src/logger.ts';
-import { type RunningServer, startServer } from '../../src/main.ts';
+import { type RunningServer, type ServerOptions, startServer } from '../../src/main.ts';
 import { type ClientInput, ClientStore } from '../../src/oidc/clients.ts';
 import { MfaStore } from '../../src/mfa/store.ts';
 import { Encryptor } from '../../src/security/encryption.ts';
@@ -119,6 +119,8 @@ export interface TestIdpOptions {
   extraCa?: string;
   /** Another node's setup to share: same database, Redis prefix, issuer and secrets. */
   setup?: TestSetup;
+  /** Options passed on to startServer, such as a shorter lockout policy. */
+  server?: Omit<ServerOptions, 'redisPrefix'>;
 }
 
 /** Collects a logger's JSON lines, parsed and raw. */
@@ -155,7 +157,7 @@ export async function startTestIdp(options: TestIdpOptions = {}): Promise<TestId
   const { logger, logs, rawLog } = captureLogs(config.logLevel);
   let server: RunningServer;
   try {
-    server = await startServer(config, logger);
+    server = await startServer(config, logger, options.server);
   } catch (error) {
     if (owned) await setup.cleanup();
     throw error;

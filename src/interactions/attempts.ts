@@ -1,0 +1,85 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Context } from 'koa';
+import { requestFacts, type SignInFailureReason } from '../security/audit.ts';
+import type { GateDecision } from '../security/rate-limit.ts';
+import type { InteractionDeps } from './context.ts';
+
+/** One checked sign-in step: who it is for and where it came from. */
+export interface StepFacts {
+  step: 'password' | 'code';
+  /** What identifies the account to the limiter: the typed username, or the account's own. */
+  username: string;
+  account?: { id: string; username: string };
+  clientId: string;
+  interaction: string;
+}
+
+const REFUSAL_REASON: Record<GateDecision, SignInFailureReason | undefined> = {
+  proceed: undefined,
+  bypass: undefined,
+  locked: 'locked',
+  throttled: 'rate_limited',
+  ip_blocked: 'rate_limited',
+};
+
+/**
+ * Runs `check` under the failed-attempt limiter and records failures in the audit log before the
+ * caller answers. `check` resolves to the reason of a failure, or undefined when the password or
+ * code is right. Returns true when the step passed.
+ */
+export async function runCheckedStep(
+  ctx: Context,
+  deps: InteractionDeps,
+  facts: StepFacts,
+  check: () => Promise<SignInFailureReason | undefined>,
+): Promise<boolean> {
+  const log = deps.logger.child({ requestId: ctx.state.requestId, interaction: facts.interaction });
+  const common = {
+    accountId: facts.account?.id ?? null,
+    username: facts.account?.username ?? facts.username,
+    clientId: facts.clientId,
+    ...requestFacts(ctx),
+  };
+  const recordLock = async () => {
+    const { lockMs } = deps.rateLimiter.policy;
+    log.warn({ accountId: facts.account?.id }, 'account locked after repeated failures');
+    await deps.audit.record({
+      event: 'account.locked',
+      ...common,
+      detail: { step: facts.step, lockSeconds: Math.round(lockMs / 1000) },
+    });
+  };
+  const recordFailure = async (reason: SignInFailureReason, extra: Record<string, string> = {}) => {
+    log.info({ accountId: facts.account?.id, step: facts.step, reason }, 'sign-in step failed');
+    counter?.inc({ outcome: reason });
+    await deps.audit.record({
+      event: 'signin.failed',
+      outcome: 'failure',
+      ...common,
+      detail: { step: facts.step, reason, ...extra },
+    });
+  };
+
+  const counter = facts.step === 'password' ? deps.metrics?.signIns : deps.metrics?.secondFactor;
+  const attempt = await deps.rateLimiter.begin(facts.username, ctx.ip);
+  if (attempt.newlyLocked) await recordLock();
+  const refusal = REFUSAL_REASON[attempt.decision];
+  if (refusal) {
+    await recordFailure(refusal, { limit: attempt.decision });
+
+    return false;
+  }
+  if (attempt.waitMs > 0) await sleep(attempt.waitMs);
+
+  const reason = await check();
+  if (reason) {
+    if (await deps.rateLimiter.failed(attempt)) await recordLock();
+    await recordFailure(reason);
+
+    return false;
+  }
+  await deps.rateLimiter.succeeded(attempt);
+  counter?.inc({ outcome: 'success' });
+
+  return true;
+}
