@@ -15,7 +15,7 @@ import type { Logger } from './logger.ts';
 import { createFindAccount } from './oidc/account.ts';
 import { KEY_RELOAD_SECONDS, keysChannel, SigningKeyring } from './oidc/keyring.ts';
 import { ensureSigningKeys } from './oidc/keys.ts';
-import { createProvider } from './oidc/provider.ts';
+import { createProvider, type ProviderOptions } from './oidc/provider.ts';
 import {
   createRateLimiter,
   DEFAULT_LOCKOUT_POLICY,
@@ -57,6 +57,8 @@ export interface ServerOptions {
   redisPrefix?: string;
   /** Changes to the default failed sign-in policy, such as shorter times for tests. */
   lockoutPolicy?: Partial<LockoutPolicy>;
+  /** Replaces fetch for outgoing requests such as back-channel logout. */
+  outboundFetch?: ProviderOptions['fetch'];
 }
 
 /** Returns the certificate files to serve: the configured pair, or the embedded self-signed one. */
@@ -181,6 +183,7 @@ export async function startServer(
         sessionMaxSeconds: config.sessionMaxSeconds,
         sessionIdleSeconds: config.sessionIdleSeconds,
         logger,
+        fetch: options.outboundFetch,
       });
       countProviderEvents(provider, metrics);
       configureApp({

@@ -25,6 +25,8 @@ export interface ProviderOptions {
   sessionMaxSeconds: number;
   sessionIdleSeconds: number;
   logger: Logger;
+  /** Replaces fetch for outgoing requests such as back-channel logout, for tests. */
+  fetch?: Configuration['fetch'];
   /** Whether a sign-in of this account, client and request needs a second factor. */
   needsSecondFactor: (input: PolicyInput) => Promise<boolean>;
 }
@@ -118,18 +120,19 @@ export function sessionLifetime(
   return Math.max(1, Math.min(idleSeconds, absoluteLeft));
 }
 
-/** Lifetimes in seconds of what oidc-provider issues, capped by the session's absolute lifetime. */
-function lifetimes(sessionMax: number, sessionIdle: number) {
+/** Lifetimes in seconds of what oidc-provider issues, none longer than a session may last. */
+function lifetimes(sessionMax: number, sessionIdle: number): Configuration['ttl'] {
   return {
-    AuthorizationCode: 60,
+    AuthorizationCode: Math.min(60, sessionMax),
     AccessToken: Math.min(3600, sessionMax),
     IdToken: Math.min(3600, sessionMax),
-    Interaction: 30 * 60,
+    Interaction: Math.min(30 * 60, sessionMax),
     // oidc-provider saves the session, with this lifetime, on each request that uses it.
-    Session: (_ctx: unknown, session: { loginTs?: number }) =>
-      sessionLifetime(session.loginTs, sessionIdle, sessionMax),
+    Session: (_ctx, session) => sessionLifetime(session.loginTs, sessionIdle, sessionMax),
     Grant: sessionMax,
-    RefreshToken: sessionMax,
+    // Rotation keeps the first issue time (iiat), so a chain of refresh tokens ends with it too.
+    RefreshToken: (_ctx, token) =>
+      Math.max(1, (token.iiat ?? token.iat) + sessionMax - Math.floor(Date.now() / 1000)),
   };
 }
 
@@ -213,7 +216,8 @@ export function createProvider(options: ProviderOptions): Provider {
     // providers that let anyone register a client. Here only the operator registers clients, and
     // their back-channel logout URIs are often on an internal network or, in development, on
     // localhost; the request timeout set by oidc-provider still applies.
-    fetch: (url, init) => globalThis.fetch(url, { ...init, dispatcher: undefined } as RequestInit),
+    fetch: (url, init) =>
+      (options.fetch ?? globalThis.fetch)(url, { ...init, dispatcher: undefined } as RequestInit),
     interactions: {
       policy: interactionPolicyWithSecondFactor(options.needsSecondFactor),
       url: (_ctx, interaction) => `/interaction/${interaction.uid}`,

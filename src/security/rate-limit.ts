@@ -164,10 +164,11 @@ redis.call('DEL', KEYS[3])
 return 1
 `;
 
-// KEYS: counters to take one count back from. A missing key stays missing.
+// KEYS: counters to take one count back from. A counter that reaches zero is deleted, so a
+// successful sign-in leaves no key behind, and a missing key stays missing.
 const TAKE_BACK = `
 for _, key in ipairs(KEYS) do
-  if tonumber(redis.call('GET', key) or '0') > 0 then redis.call('DECR', key) end
+  if redis.call('DECR', key) <= 0 then redis.call('DEL', key) end
 end
 return 0
 `;
@@ -400,7 +401,8 @@ export class MemoryRateLimiter implements RateLimiter {
   succeeded(attempt: Attempt): Promise<void> {
     for (const key of [ipKey('', attempt.ip), accountKeys('', attempt.account)[0] as string]) {
       const entry = this.#get(key) === undefined ? undefined : this.#entries.get(key);
-      if (entry && entry.value > 0) entry.value -= 1;
+      if (entry) entry.value -= 1;
+      if (entry && entry.value <= 0) this.#entries.delete(key);
     }
 
     return Promise.resolve();

@@ -9,6 +9,7 @@ import { type Config, LOGO_TYPES } from '../config.ts';
 import { createInteractionRouter } from '../interactions/routes.ts';
 import type { InteractionDeps } from '../interactions/context.ts';
 import type { Logger } from '../logger.ts';
+import { auditLogout } from '../oidc/sessions.ts';
 import { type Branding, idleScript, stylesheet } from '../views/render.ts';
 import { type Metrics, renderMetrics, requestTiming } from './metrics.ts';
 import { errorPages, forwardedHeaders, requestLogging } from './middleware.ts';
@@ -126,6 +127,7 @@ export function configureApp(deps: AppDeps): Provider {
     await next();
   });
   provider.use(errorPages(logger));
+  provider.use(auditLogout(deps.audit, logger));
 
   const ops = new Router();
   ops.get('/healthz', (ctx) => {

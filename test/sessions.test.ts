@@ -1,0 +1,251 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:https';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { after, before, describe, it } from 'node:test';
+import { createLocalJWKSet, decodeProtectedHeader, type JWTPayload, jwtVerify } from 'jose';
+import * as client from 'openid-client';
+import { Agent, fetch } from 'undici';
+import type { ServerOptions } from '../src/main.ts';
+import { AuditLog } from '../src/security/audit.ts';
+import { TestBrowser } from './support/browser.ts';
+import {
+  createTestClient,
+  freePort,
+  startTestIdp,
+  TEST_PASSWORD,
+  type TestIdp,
+} from './support/idp.ts';
+import { discoverRp, signInAndExchange, startAuthorization } from './support/rp.ts';
+import { createTestCertificates } from './support/tls.ts';
+
+const BACKCHANNEL_EVENT = 'http://schemas.openid.net/event/backchannel-logout';
+
+/** Asks for a code without showing a page; returns the error, or undefined when a code came. */
+async function silentSignIn(
+  browser: TestBrowser,
+  config: client.Configuration,
+  redirectUri: string,
+): Promise<string | undefined> {
+  const start = await startAuthorization(config, redirectUri, { prompt: 'none' });
+  const answer = await browser.follow(start.url.href, {}, redirectUri);
+  const back = new URL(answer.location ?? 'https://missing.test/');
+  if (back.searchParams.get('code')) return undefined;
+
+  return back.searchParams.get('error') ?? `no redirect (${answer.status})`;
+}
+
+/** Returns the model of an oidc-provider key, such as Session, from its Redis key. */
+function modelOf(key: string, prefix: string): string {
+  const rest = key.slice(prefix.length).replace(/^oidc:/, '');
+
+  return rest.startsWith('uid:') ? 'Session' : (rest.split(':')[0] ?? '');
+}
+
+describe('session lifetimes', () => {
+  const IDLE = 3;
+  const MAX = 7;
+  let idp: TestIdp;
+  let app: Awaited<ReturnType<typeof createTestClient>>;
+  let config: client.Configuration;
+
+  before(async () => {
+    idp = await startTestIdp({ env: { IDP_SESSION_IDLE: `${IDLE}s`, IDP_SESSION_MAX: `${MAX}s` } });
+    app = await createTestClient(idp);
+    config = await discoverRp(idp, app.clientId, app.clientSecret);
+    await idp.accounts.create({ username: 'sessions', password: TEST_PASSWORD });
+  });
+
+  after(async () => {
+    await idp?.close();
+  });
+
+  const signIn = async () => {
+    const browser = new TestBrowser(idp.dispatcher);
+    const result = await signInAndExchange(
+      idp,
+      config,
+      browser,
+      app.redirectUri,
+      'sessions',
+      TEST_PASSWORD,
+    );
+
+    return { browser, ...result };
+  };
+
+  it('every Redis key has a TTL within its lifetime', async () => {
+    const { browser } = await signIn();
+    const keys = await idp.testRedis.keys();
+    const models = new Set(keys.map((key) => modelOf(key, idp.testRedis.prefix)));
+    for (const model of ['Session', 'Grant', 'AccessToken', 'RefreshToken']) {
+      assert.ok(models.has(model), `no ${model} key`);
+    }
+    for (const key of keys) {
+      const ttl = await idp.testRedis.redis.pttl(key);
+      const limit = modelOf(key, idp.testRedis.prefix) === 'Session' ? IDLE : MAX;
+      assert.ok(ttl > 0, `${key} has no TTL (${ttl})`);
+      assert.ok(ttl <= limit * 1000, `${key} lives ${ttl} ms, more than ${limit} s`);
+    }
+    const cookie = (await browser.jar.getCookies(idp.issuer)).find((c) => c.key === '_session');
+    assert.ok(cookie?.expires instanceof Date, 'the session cookie has no expiry');
+    assert.ok((cookie.expires as Date).getTime() <= Date.now() + IDLE * 1000 + 1000);
+  });
+
+  it('an idle session ends after the idle lifetime', async () => {
+    const { browser } = await signIn();
+    assert.equal(await silentSignIn(browser, config, app.redirectUri), undefined);
+    await sleep((IDLE + 1.5) * 1000);
+    assert.equal(await silentSignIn(browser, config, app.redirectUri), 'login_required');
+  });
+
+  it('activity keeps a session only up to the absolute lifetime', async () => {
+    const { browser, tokens } = await signIn();
+    const signedInAt = Date.now();
+    while (Date.now() - signedInAt < (MAX - 2) * 1000) {
+      await sleep(1500);
+      assert.equal(await silentSignIn(browser, config, app.redirectUri), undefined, 'while active');
+    }
+    await sleep(signedInAt + (MAX + 1.5) * 1000 - Date.now());
+    assert.equal(await silentSignIn(browser, config, app.redirectUri), 'login_required');
+    // The refresh token ends with the absolute lifetime too.
+    await assert.rejects(client.refreshTokenGrant(config, tokens.refresh_token!), {
+      error: 'invalid_grant',
+    });
+  });
+});
+
+describe('back-channel logout', () => {
+  let idp: TestIdp;
+  let relyingApp: Server;
+  let rpAgent: Agent;
+  let appUrl: string;
+  const received: { path: string; token: string }[] = [];
+
+  before(async () => {
+    // The relying app: an https server of its own that records the logout tokens it receives.
+    const certificates = await createTestCertificates();
+    const port = await freePort();
+    appUrl = `https://127.0.0.1:${port}`;
+    relyingApp = createServer(
+      { cert: readFileSync(certificates.certFile), key: readFileSync(certificates.keyFile) },
+      (req, res) => {
+        let body = '';
+        req.on('data', (chunk: Buffer) => (body += chunk.toString()));
+        req.on('end', () => {
+          const token = new URLSearchParams(body).get('logout_token');
+          if (req.method === 'POST' && token) received.push({ path: req.url ?? '', token });
+          res.writeHead(token ? 200 : 400, { 'cache-control': 'no-store' }).end();
+        });
+      },
+    );
+    await new Promise<void>((resolve) => relyingApp.listen(port, '127.0.0.1', resolve));
+    rpAgent = new Agent({ connect: { ca: certificates.caCert } });
+    // idp's outgoing requests trust the relying app's test authority.
+    const outboundFetch = ((url: string, init: object) =>
+      fetch(url, { ...init, dispatcher: rpAgent } as Parameters<
+        typeof fetch
+      >[1])) as unknown as NonNullable<ServerOptions['outboundFetch']>;
+    idp = await startTestIdp({ server: { outboundFetch } });
+    await idp.accounts.create({ username: 'logout', password: TEST_PASSWORD });
+  });
+
+  after(async () => {
+    await idp?.close();
+    relyingApp?.closeAllConnections();
+    relyingApp?.close();
+    await rpAgent?.close();
+  });
+
+  /** Verifies a logout token as a relying app would, against idp's published keys. */
+  async function verifyLogoutToken(token: string, clientId: string): Promise<JWTPayload> {
+    const jwks = (await (
+      await fetch(`${idp.issuer}/jwks`, { dispatcher: idp.dispatcher })
+    ).json()) as Parameters<typeof createLocalJWKSet>[0];
+    const { payload } = await jwtVerify(token, createLocalJWKSet(jwks), {
+      issuer: idp.issuer,
+      audience: clientId,
+      typ: 'logout+jwt',
+      maxTokenAge: '2m',
+    });
+
+    return payload;
+  }
+
+  it('RP-initiated logout posts a valid logout token to every app of the session', async () => {
+    const withUri = (name: string) => ({ backchannelLogoutUri: `${appUrl}/backchannel/${name}` });
+    const first = await createTestClient(idp, withUri('first'));
+    const second = await createTestClient(idp, withUri('second'));
+    const plain = await createTestClient(idp);
+    const browser = new TestBrowser(idp.dispatcher);
+    const sessions = new Map<string, { sid: string; sub: string; config: client.Configuration }>();
+    let idTokenHint = '';
+    for (const app of [first, second, plain]) {
+      const config = await discoverRp(idp, app.clientId, app.clientSecret);
+      // The first app shows the login page; the others find the session and skip it.
+      const start = await startAuthorization(config, app.redirectUri);
+      let page = await browser.follow(start.url.href, {}, app.redirectUri);
+      if (!page.location) {
+        page = await browser.submit(
+          page,
+          { username: 'logout', password: TEST_PASSWORD },
+          app.redirectUri,
+        );
+      }
+      const tokens = await client.authorizationCodeGrant(config, new URL(page.location!), {
+        pkceCodeVerifier: start.verifier,
+        expectedState: start.state,
+        expectedNonce: start.nonce,
+      });
+      const claims = tokens.claims()!;
+      sessions.set(app.clientId, { sid: String(claims['sid']), sub: claims.sub, config });
+      if (app === first) idTokenHint = tokens.id_token!;
+    }
+
+    const endSession = client.buildEndSessionUrl(sessions.get(first.clientId)!.config, {
+      id_token_hint: idTokenHint,
+      post_logout_redirect_uri: 'https://app.example.test/signed-out',
+    });
+    const confirm = await browser.follow(endSession.href);
+    assert.equal(confirm.status, 200);
+    const done = await browser.submit(confirm, { logout: 'yes' }, 'https://app.example.test/');
+    assert.equal(done.location, 'https://app.example.test/signed-out');
+
+    assert.deepEqual(received.map((entry) => entry.path).sort(), [
+      '/backchannel/first',
+      '/backchannel/second',
+    ]);
+    for (const [app, path] of [
+      [first, '/backchannel/first'],
+      [second, '/backchannel/second'],
+    ] as const) {
+      const { token } = received.find((entry) => entry.path === path)!;
+      assert.equal(decodeProtectedHeader(token).typ, 'logout+jwt');
+      const payload = await verifyLogoutToken(token, app.clientId);
+      const session = sessions.get(app.clientId)!;
+      assert.equal(payload.sub, session.sub);
+      assert.equal(payload['sid'], session.sid);
+      assert.deepEqual((payload['events'] as Record<string, unknown>)[BACKCHANNEL_EVENT], {});
+      assert.equal(payload['nonce'], undefined);
+      assert.ok(payload.jti);
+    }
+
+    // The session is gone, and the logout is in the audit log.
+    const { config } = sessions.get(first.clientId)!;
+    assert.equal(await silentSignIn(browser, config, first.redirectUri), 'login_required');
+    const [ended] = await new AuditLog(idp.database).list({ event: 'session.ended' });
+    assert.equal(ended?.accountId, sessions.get(first.clientId)?.sub);
+    assert.equal(ended?.clientId, first.clientId);
+    assert.deepEqual(
+      { reason: ended?.detail['reason'], scope: ended?.detail['scope'] },
+      { reason: 'logout', scope: 'all' },
+    );
+    assert.equal(ended?.ip, '127.0.0.1');
+
+    // No session, grant or token of the user is left in Redis.
+    const left = (await idp.testRedis.keys())
+      .map((key) => modelOf(key, idp.testRedis.prefix))
+      .filter((model) => model !== 'Interaction');
+    assert.deepEqual(left, []);
+  });
+});
