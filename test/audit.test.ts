@@ -188,6 +188,7 @@ describe('idp audit', () => {
       [['users', 'enable', 'bob'], ''],
       [['clients', 'create', '--client-id', 'app', '--redirect-uri', 'https://a.test/cb'], ''],
       [['clients', 'delete', 'app'], ''],
+      [['keys', 'rotate'], ''],
     ];
     for (const [args, input] of steps) {
       const result = await idp(args, input);
@@ -216,7 +217,13 @@ describe('idp audit', () => {
         'user.enabled',
         'client.created',
         'client.deleted',
+        'signing_key.rotated',
+        'signing_key.rotated',
       ],
+    );
+    assert.deepEqual(
+      lines.slice(-2).map((line) => (line['detail'] as Record<string, unknown>)['alg']),
+      ['RS256', 'ES256'],
     );
     for (const line of lines) {
       assert.match(String((line['detail'] as Record<string, unknown>)['actor']), /^cli:/);
@@ -258,7 +265,7 @@ describe('idp audit', () => {
   it('verify passes, then names the row edited by hand', async () => {
     const good = await idp(['audit', 'verify']);
     assert.equal(good.code, 0, good.stderr);
-    assert.match(good.stdout, /^audit log intact: 7 events, last hash [0-9a-f]{64}\n$/);
+    assert.match(good.stdout, /^audit log intact: 9 events, last hash [0-9a-f]{64}\n$/);
 
     await tamper(
       testDatabase.url,

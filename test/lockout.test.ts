@@ -7,6 +7,7 @@ import { INVALID_CREDENTIALS } from '../src/interactions/login.ts';
 import { AuditLog, type AuditRecord } from '../src/security/audit.ts';
 import { DEFAULT_LOCKOUT_POLICY, RedisRateLimiter } from '../src/security/rate-limit.ts';
 import { alertText, type PageResponse, TestBrowser } from './support/browser.ts';
+import { runIdp } from './support/cli.ts';
 import { createTestClient, startTestIdp, TEST_PASSWORD, type TestIdp } from './support/idp.ts';
 import { discoverRp, startAuthorization } from './support/rp.ts';
 
@@ -71,7 +72,7 @@ describe('sign-in lockout', () => {
     config = await discoverRp(idp, app.clientId, app.clientSecret);
     limiter = new RedisRateLimiter(idp.testRedis.redis, idp.testRedis.prefix, POLICY);
     audit = new AuditLog(idp.database);
-    for (const username of ['parallel', 'expiry', 'spoofed', 'victim']) {
+    for (const username of ['parallel', 'expiry', 'dana', 'spoofed', 'victim']) {
       await idp.accounts.create({ username, password: TEST_PASSWORD });
     }
   });
@@ -117,6 +118,33 @@ describe('sign-in lockout', () => {
     await sleep(lockRemainingMs + 100);
     assert.equal((await limiter.status('expiry')).locked, false);
     assert.ok(signedIn(await tryPassword(browser, 'expiry', TEST_PASSWORD)), 'after the lock');
+  });
+
+  it('idp users unlock clears the lock at once', async () => {
+    const browser = new TestBrowser(idp.dispatcher);
+    await lockAccount(browser, 'dana');
+    const env = { PATH: process.env['PATH'], ...idp.setup.env };
+    const result = await runIdp(env, ['users', 'unlock', 'DANA']);
+    assert.equal(result.code, 0, result.stderr);
+    assert.equal(result.stdout, 'user dana unlocked (was locked, 10 failure(s) cleared)\n');
+    assert.deepEqual(await limiter.status('dana'), {
+      failures: 0,
+      locked: false,
+      lockRemainingMs: 0,
+    });
+    assert.ok(signedIn(await tryPassword(browser, 'dana', TEST_PASSWORD)), 'after unlock');
+
+    const events = await eventsOf('dana');
+    const locked = events.find((event) => event.event === 'account.locked');
+    const unlocked = events.find((event) => event.event === 'account.unlocked');
+    assert.equal(locked?.outcome, 'success');
+    assert.equal(locked?.ip, '127.0.0.1');
+    assert.equal(locked?.detail['lockSeconds'], POLICY.lockMs / 1000);
+    assert.deepEqual(unlocked?.detail['wasLocked'], true);
+    assert.match(String(unlocked?.detail['actor']), /^cli:/);
+
+    const again = await runIdp(env, ['users', 'unlock', 'dana']);
+    assert.equal(again.stdout, 'user dana had no failures or lock\n');
   });
 
   it('a spoofed X-Forwarded-For outside proxy mode changes nothing', async () => {

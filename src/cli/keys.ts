@@ -5,6 +5,7 @@ import { announceKeyChange, KEY_RELOAD_SECONDS } from '../oidc/keyring.ts';
 import { listSigningKeys, rotateSigningKeys } from '../oidc/keys.ts';
 import { reencryptStoredSecrets } from '../security/reencrypt.ts';
 import { describeError } from '../server/outages.ts';
+import { cliActor } from './audit.ts';
 import { printJson, printTable } from './io.ts';
 import type { WithServices } from './main.ts';
 
@@ -79,6 +80,16 @@ export function registerKeyCommands(program: Command, withServices: WithServices
           delaySeconds: services.config.keyActivationDelaySeconds,
         });
         for (const key of changed) {
+          await services.audit.record({
+            event: 'signing_key.rotated',
+            detail: {
+              actor: cliActor(),
+              kid: key.kid,
+              alg: key.alg,
+              state: key.state,
+              activateAt: key.activateAt?.toISOString() ?? null,
+            },
+          });
           process.stdout.write(
             key.state === 'active'
               ? `${key.alg} key ${key.kid} signs from now; the key it replaced stays published\n`
