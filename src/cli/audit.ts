@@ -8,7 +8,7 @@ import type { WithServices } from './main.ts';
 
 const PAGE = 1000;
 
-/** Who ran a command, for the audit log: the operating-system user. */
+/** Returns who ran a command, for the audit log: `cli:` and the operating-system user. */
 export function cliActor(): string {
   try {
     return `cli:${userInfo().username}`;

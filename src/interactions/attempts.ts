@@ -7,14 +7,14 @@ import type { InteractionDeps } from './context.ts';
 /** One checked sign-in step: who it is for and where it came from. */
 export interface StepFacts {
   step: 'password' | 'code';
-  /** What identifies the account to the limiter: the typed username, or the account's own. */
+  /** Name that identifies the account to the limiter: the typed username, or the account's own. */
   username: string;
   account?: { id: string; username: string };
   clientId: string;
   interaction: string;
 }
 
-const REFUSAL_REASON: Record<GateDecision, SignInFailureReason | undefined> = {
+const REJECTION_REASON: Record<GateDecision, SignInFailureReason | undefined> = {
   proceed: undefined,
   bypass: undefined,
   locked: 'locked',
@@ -24,7 +24,7 @@ const REFUSAL_REASON: Record<GateDecision, SignInFailureReason | undefined> = {
 
 /**
  * Runs `check` under the failed-attempt limiter and records failures in the audit log before the
- * caller answers. `check` resolves to the reason of a failure, or undefined when the password or
+ * caller responds. `check` resolves to the reason of a failure, or undefined when the password or
  * code is right. Returns true when the step passed.
  */
 export async function runCheckedStep(
@@ -63,9 +63,9 @@ export async function runCheckedStep(
   const counter = facts.step === 'password' ? deps.metrics?.signIns : deps.metrics?.secondFactor;
   const attempt = await deps.rateLimiter.begin(facts.username, ctx.ip);
   if (attempt.newlyLocked) await recordLock();
-  const refusal = REFUSAL_REASON[attempt.decision];
-  if (refusal) {
-    await recordFailure(refusal, { limit: attempt.decision });
+  const rejection = REJECTION_REASON[attempt.decision];
+  if (rejection) {
+    await recordFailure(rejection, { limit: attempt.decision });
 
     return false;
   }

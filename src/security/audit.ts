@@ -26,7 +26,7 @@ export const AUDIT_EVENTS = {
 
 export type AuditEventName = keyof typeof AUDIT_EVENTS;
 
-/** Why a sign-in step failed, as recorded in `detail.reason` of `signin.failed`. */
+/** Reason of a failed sign-in step, as recorded in `detail.reason` of `signin.failed`. */
 export type SignInFailureReason =
   | 'wrong_password'
   | 'unknown_user'
@@ -106,8 +106,8 @@ function canonicalJson(value: AuditDetail): string {
 }
 
 /**
- * The hash of a row: sha256 over the previous row's hash and the row's content, fields in a fixed
- * order as one JSON array. Changing, removing or reordering any row breaks every later link.
+ * Computes the hash of a row: sha256 over the previous row's hash and the row's content, with the
+ * fields in a fixed order as one JSON array. A changed, removed or moved row breaks later links.
  */
 export function hashRecord(record: Omit<AuditRecord, 'hash'>): string {
   const fields = scalarFields(record).map((value) =>
@@ -178,7 +178,7 @@ export class AuditLog {
   }
 
   /**
-   * Appends one event and resolves once it is committed, so callers await it before they answer.
+   * Appends one event and resolves once it is committed, so callers await it before they respond.
    * Writers queue on an advisory lock, which keeps ids gapless and the chain in id order.
    */
   async record(entry: AuditEntry): Promise<AuditRecord> {
@@ -252,9 +252,8 @@ export class AuditLog {
   }
 
   /**
-   * Walks the whole chain in id order and returns the first row that does not match: a changed
-   * row (its hash is not the hash of its content), a row whose link to the previous row is broken,
-   * or a missing id.
+   * Walks the whole chain in id order and returns the first row that does not match. That is a
+   * changed row (its hash differs from the hash of its content), a broken link, or a missing id.
    */
   async verify(): Promise<VerifyResult> {
     let expectedPrev = GENESIS_HASH;
@@ -292,7 +291,7 @@ export class AuditLog {
   }
 }
 
-/** The request facts of an audit row: client address, user agent and request id. */
+/** Returns the request facts of an audit row: client address, user agent and request id. */
 export function requestFacts(ctx: {
   ip: string;
   get(field: string): string;

@@ -3,8 +3,8 @@ import { canonicalUsername } from '../accounts/username.ts';
 import type { RedisClient } from '../db/redis.ts';
 
 /**
- * How failed sign-in steps (passwords and codes) slow down and then lock an account, and how many
- * one address may make. The README explains the defaults.
+ * Policy for failed sign-in steps (passwords and codes): when an account slows down and locks, and
+ * how many failures one address may make. The README explains the defaults.
  */
 export interface LockoutPolicy {
   /** Failures of one account within the window after which each attempt waits. */
@@ -17,12 +17,12 @@ export interface LockoutPolicy {
   windowMs: number;
   /** How long a lock lasts. It is never extended: attempts during it do not make it longer. */
   lockMs: number;
-  /** Failures from one address within the window after which it is refused for ipBlockMs. */
+  /** Failures from one address within the window after which it is rejected for ipBlockMs. */
   ipLimit: number;
   ipBlockMs: number;
   /**
-   * While an account is locked, an address with no failures in the window may still try it, one
-   * such attempt per account in this interval; later ones wait for their turn.
+   * Interval of attempts on a locked account from addresses with no failures in the window. Such
+   * an address gets one attempt per account per interval, and later ones wait for their turn.
    */
   bypassIntervalMs: number;
 }
@@ -42,8 +42,8 @@ export const DEFAULT_LOCKOUT_POLICY: LockoutPolicy = {
 };
 
 /**
- * What the limiter decided about one attempt. `proceed` and `bypass` mean: wait `waitMs`, then
- * check the password or code. The others mean: refuse without checking.
+ * Decision of the limiter on one attempt. For `proceed` and `bypass`, wait `waitMs` and then check
+ * the password or code. For the others, reject the attempt without checking.
  */
 export type GateDecision = 'proceed' | 'bypass' | 'locked' | 'throttled' | 'ip_blocked';
 
@@ -83,8 +83,8 @@ export interface RateLimiter {
 }
 
 /**
- * The account part of the keys: a digest of the canonical username, so that what people type in
- * the username field (sometimes a password) is not kept in Redis as it is.
+ * Returns the account part of the keys: a digest of the canonical username, so that Redis never
+ * stores what people type in the username field (sometimes a password).
  */
 export function accountTag(username: string): string {
   return createHash('sha256').update(canonicalUsername(username)).digest('hex').slice(0, 32);
@@ -182,7 +182,7 @@ interface ScriptedRedis {
   idpRateTakeBack(count: number, ...keys: string[]): Promise<number>;
 }
 
-/** The limiter on Redis, shared by every node. Each step is one Lua script, so it is atomic. */
+/** Limiter on Redis, shared by every node. Each step is one Lua script, so it is atomic. */
 export class RedisRateLimiter implements RateLimiter {
   readonly policy: LockoutPolicy;
   readonly #redis: RedisClient & ScriptedRedis;
@@ -279,8 +279,8 @@ interface Counter {
 }
 
 /**
- * The same rules kept in this process, for a single node without Redis. Node runs each method up
- * to its first await in one go, and these never await, so each is atomic like a script.
+ * Limiter with the same rules kept in this process, for a single node without Redis. The methods
+ * never await, so each one runs without interruption, as atomic as a script.
  */
 export class MemoryRateLimiter implements RateLimiter {
   readonly policy: LockoutPolicy;
@@ -431,7 +431,7 @@ export class MemoryRateLimiter implements RateLimiter {
   }
 }
 
-/** The shared limiter when Redis is configured, otherwise one for this process only. */
+/** Returns the shared limiter when Redis is configured, otherwise one for this process only. */
 export function createRateLimiter(
   redis: RedisClient | undefined,
   prefix: string,
