@@ -20,6 +20,7 @@ import {
   createRateLimiter,
   DEFAULT_LOCKOUT_POLICY,
   type LockoutPolicy,
+  watchRateLimiter,
 } from './security/rate-limit.ts';
 import { configureApp, type Readiness } from './server/app.ts';
 import {
@@ -157,10 +158,13 @@ export async function startServer(
   let keyring: SigningKeyring | undefined;
   try {
     await ensureSigningKeys(services.database, services.encryptor);
-    const rateLimiter = createRateLimiter(services.redis, redisPrefix, {
-      ...DEFAULT_LOCKOUT_POLICY,
-      ...options.lockoutPolicy,
-    });
+    const rateLimiter = watchRateLimiter(
+      createRateLimiter(services.redis, redisPrefix, {
+        ...DEFAULT_LOCKOUT_POLICY,
+        ...options.lockoutPolicy,
+      }),
+      services.monitor,
+    );
     const metrics = createMetrics({
       database: services.rawDatabase,
       redis: services.redis,

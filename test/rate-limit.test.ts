@@ -1,14 +1,20 @@
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
+import { Redis } from 'ioredis';
+import { AppError } from '../src/errors.ts';
+import { createLogger } from '../src/logger.ts';
+import { DependencyMonitor } from '../src/server/outages.ts';
 import {
   DEFAULT_LOCKOUT_POLICY,
   type LockoutPolicy,
   MemoryRateLimiter,
   type RateLimiter,
   RedisRateLimiter,
+  watchRateLimiter,
 } from '../src/security/rate-limit.ts';
 import { connectTestRedis, type TestRedis } from './support/redis.ts';
+import { startOwnRedis } from './support/redis-server.ts';
 
 /** Short times so that delays and locks can be watched within a test. */
 const POLICY: LockoutPolicy = {
@@ -176,3 +182,25 @@ describe('rate limiter on Redis', () => {
 });
 
 limiterSuite('in-process', () => new MemoryRateLimiter(POLICY));
+
+describe('rate limiter during a Redis outage', () => {
+  it('gives the unavailable error and marks Redis down', async () => {
+    const own = await startOwnRedis();
+    const redis = new Redis(own.url, { maxRetriesPerRequest: 1 });
+    redis.on('error', () => {});
+    const monitor = new DependencyMonitor(createLogger('silent'));
+    const limiter = watchRateLimiter(new RedisRateLimiter(redis, 'outage:', POLICY), monitor);
+    try {
+      assert.equal((await limiter.begin('alice', '192.0.2.1')).decision, 'proceed');
+      await own.stop();
+      await assert.rejects(
+        limiter.begin('alice', '192.0.2.1'),
+        (error: unknown) => error instanceof AppError && error.status === 503,
+      );
+      assert.equal(monitor.isUp('redis'), false);
+    } finally {
+      redis.disconnect();
+      await own.destroy();
+    }
+  });
+});

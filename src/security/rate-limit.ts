@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { canonicalUsername } from '../accounts/username.ts';
 import type { RedisClient } from '../db/redis.ts';
+import { type DependencyMonitor, isRedisOutage, unavailableError } from '../server/outages.ts';
 
 /**
  * Policy for failed sign-in steps (passwords and codes): when an account slows down and locks, and
@@ -438,4 +439,31 @@ export function createRateLimiter(
   policy: LockoutPolicy = DEFAULT_LOCKOUT_POLICY,
 ): RateLimiter {
   return redis ? new RedisRateLimiter(redis, prefix, policy) : new MemoryRateLimiter(policy);
+}
+
+/**
+ * Wraps a Redis limiter so that a Redis outage is reported to the monitor and becomes the 503 page,
+ * as it does for sessions. Other errors pass unchanged.
+ */
+export function watchRateLimiter(limiter: RateLimiter, monitor: DependencyMonitor): RateLimiter {
+  const guard =
+    <Args extends unknown[], Result>(method: (...args: Args) => Promise<Result>) =>
+    async (...args: Args): Promise<Result> => {
+      try {
+        return await method.apply(limiter, args);
+      } catch (error) {
+        if (!isRedisOutage(error)) throw error;
+        monitor.markDown('redis', error);
+        throw unavailableError(error);
+      }
+    };
+
+  return {
+    policy: limiter.policy,
+    begin: guard(limiter.begin),
+    failed: guard(limiter.failed),
+    succeeded: guard(limiter.succeeded),
+    status: guard(limiter.status),
+    unlock: guard(limiter.unlock),
+  };
 }
