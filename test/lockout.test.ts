@@ -15,83 +15,101 @@ const POLICY = {
   ...DEFAULT_LOCKOUT_POLICY,
   baseDelayMs: 50,
   maxDelayMs: 400,
-  lockMs: 4000,
+  // Long enough that no lock ends during a test on a busy machine.
+  lockMs: 60_000,
   bypassIntervalMs: 1500,
   // Every test signs in from 127.0.0.1; the address limit has its own test.
   ipLimit: 1000,
 };
 
-describe('sign-in lockout', () => {
-  let idp: TestIdp;
-  let app: Awaited<ReturnType<typeof createTestClient>>;
-  let config: client.Configuration;
-  let limiter: RedisRateLimiter;
-  let audit: AuditLog;
+/**
+ * Starts an idp with the given policy and users before the suite, and returns the helpers of the
+ * tests; their handles are set once the suite's `before` hook has run.
+ */
+function lockoutFixture(policy: typeof POLICY, usernames: string[]) {
   const agents: Agent[] = [];
+  const fixture = {
+    idp: undefined as unknown as TestIdp,
+    app: undefined as unknown as Awaited<ReturnType<typeof createTestClient>>,
+    config: undefined as unknown as client.Configuration,
+    limiter: undefined as unknown as RedisRateLimiter,
+    audit: undefined as unknown as AuditLog,
 
-  /** A browser whose connections come from another loopback address, as another computer's would. */
-  const browserFrom = (localAddress: string) => {
-    const agent = new Agent({ localAddress, connect: { ca: idp.certificates.caCert } });
-    agents.push(agent);
+    /** Returns a browser that connects from another loopback address, as another computer would. */
+    browserFrom(localAddress: string) {
+      const agent = new Agent({ localAddress, connect: { ca: fixture.idp.certificates.caCert } });
+      agents.push(agent);
 
-    return new TestBrowser(agent);
-  };
+      return new TestBrowser(agent);
+    },
 
-  const loginPage = async (browser: TestBrowser) => {
-    const start = await startAuthorization(config, app.redirectUri);
-    const page = await browser.follow(start.url.href, {}, app.redirectUri);
-    assert.equal(page.status, 200, page.body.slice(0, 200));
+    async loginPage(browser: TestBrowser) {
+      const start = await startAuthorization(fixture.config, fixture.app.redirectUri);
+      const page = await browser.follow(start.url.href, {}, fixture.app.redirectUri);
+      assert.equal(page.status, 200, page.body.slice(0, 200));
 
-    return page;
-  };
+      return page;
+    },
 
-  const tryPassword = async (browser: TestBrowser, username: string, password: string) =>
-    browser.submit(await loginPage(browser), { username, password }, app.redirectUri);
+    async tryPassword(browser: TestBrowser, username: string, password: string) {
+      const page = await fixture.loginPage(browser);
 
-  const signedIn = (response: PageResponse) =>
-    response.location?.startsWith(app.redirectUri) === true;
+      return browser.submit(page, { username, password }, fixture.app.redirectUri);
+    },
 
-  const assertRefused = (response: PageResponse, what: string) => {
-    assert.equal(response.status, 400, what);
-    assert.equal(alertText(response.body), INVALID_CREDENTIALS, what);
-  };
+    signedIn: (response: PageResponse) =>
+      response.location?.startsWith(fixture.app.redirectUri) === true,
 
-  const eventsOf = async (username: string): Promise<AuditRecord[]> =>
-    audit.list({ user: username });
+    eventsOf: (username: string): Promise<AuditRecord[]> => fixture.audit.list({ user: username }),
 
-  const lockAccount = async (browser: TestBrowser, username: string) => {
-    for (let i = 0; i < POLICY.lockAfter; i++) {
-      assertRefused(await tryPassword(browser, username, 'wrong password'), `failure ${i + 1}`);
-    }
-    assert.equal((await limiter.status(username)).locked, true);
+    async lockAccount(browser: TestBrowser, username: string) {
+      for (let i = 0; i < policy.lockAfter; i++) {
+        const response = await fixture.tryPassword(browser, username, 'wrong password');
+        assertRejected(response, `failure ${i + 1}`);
+      }
+      assert.equal((await fixture.limiter.status(username)).locked, true);
+    },
   };
 
   before(async () => {
-    idp = await startTestIdp({ server: { lockoutPolicy: POLICY } });
-    app = await createTestClient(idp);
-    config = await discoverRp(idp, app.clientId, app.clientSecret);
-    limiter = new RedisRateLimiter(idp.testRedis.redis, idp.testRedis.prefix, POLICY);
-    audit = new AuditLog(idp.database);
-    for (const username of ['parallel', 'expiry', 'dana', 'spoofed', 'victim']) {
-      await idp.accounts.create({ username, password: TEST_PASSWORD });
+    fixture.idp = await startTestIdp({ server: { lockoutPolicy: policy } });
+    fixture.app = await createTestClient(fixture.idp);
+    fixture.config = await discoverRp(fixture.idp, fixture.app.clientId, fixture.app.clientSecret);
+    const { redis, prefix } = fixture.idp.testRedis;
+    fixture.limiter = new RedisRateLimiter(redis, prefix, policy);
+    fixture.audit = new AuditLog(fixture.idp.database);
+    for (const username of usernames) {
+      await fixture.idp.accounts.create({ username, password: TEST_PASSWORD });
     }
   });
 
   after(async () => {
     await Promise.all(agents.map((agent) => agent.close()));
-    await idp?.close();
+    await fixture.idp?.close();
   });
 
+  return fixture;
+}
+
+function assertRejected(response: PageResponse, what: string): void {
+  assert.equal(response.status, 400, what);
+  assert.equal(alertText(response.body), INVALID_CREDENTIALS, what);
+}
+
+describe('sign-in lockout', () => {
+  const fixture = lockoutFixture(POLICY, ['parallel', 'dana', 'spoofed', 'victim']);
+  const { browserFrom, loginPage, tryPassword, signedIn, eventsOf, lockAccount } = fixture;
+
   it('50 parallel wrong passwords count as 50 and lock the account once', async () => {
-    const browser = new TestBrowser(idp.dispatcher);
+    const browser = new TestBrowser(fixture.idp.dispatcher);
     const page = await loginPage(browser);
     const responses = await Promise.all(
       Array.from({ length: 50 }, () =>
         browser.submit(page, { username: 'parallel', password: 'wrong password' }),
       ),
     );
-    for (const response of responses) assertRefused(response, 'parallel attempt');
-    const status = await limiter.status('parallel');
+    for (const response of responses) assertRejected(response, 'parallel attempt');
+    const status = await fixture.limiter.status('parallel');
     assert.equal(status.failures, 50);
     assert.equal(status.locked, true);
 
@@ -103,31 +121,17 @@ describe('sign-in lockout', () => {
     assert.equal(events.filter((event) => event.event === 'account.locked').length, 1);
 
     // The right password from the same address is refused with the same message.
-    assertRefused(await tryPassword(browser, 'parallel', TEST_PASSWORD), 'right password');
-  });
-
-  it('the lock expires on time; then the right password signs in', async () => {
-    const browser = new TestBrowser(idp.dispatcher);
-    await lockAccount(browser, 'expiry');
-    const { lockRemainingMs } = await limiter.status('expiry');
-    assert.ok(lockRemainingMs > 0 && lockRemainingMs <= POLICY.lockMs);
-    assertRefused(await tryPassword(browser, 'expiry', TEST_PASSWORD), 'while locked');
-    const [lastFailure] = (await eventsOf('expiry')).slice(-1);
-    assert.equal(lastFailure?.detail['reason'], 'locked');
-
-    await sleep(lockRemainingMs + 100);
-    assert.equal((await limiter.status('expiry')).locked, false);
-    assert.ok(signedIn(await tryPassword(browser, 'expiry', TEST_PASSWORD)), 'after the lock');
+    assertRejected(await tryPassword(browser, 'parallel', TEST_PASSWORD), 'right password');
   });
 
   it('idp users unlock clears the lock at once', async () => {
-    const browser = new TestBrowser(idp.dispatcher);
+    const browser = new TestBrowser(fixture.idp.dispatcher);
     await lockAccount(browser, 'dana');
-    const env = { PATH: process.env['PATH'], ...idp.setup.env };
+    const env = { PATH: process.env['PATH'], ...fixture.idp.setup.env };
     const result = await runIdp(env, ['users', 'unlock', 'DANA']);
     assert.equal(result.code, 0, result.stderr);
     assert.equal(result.stdout, 'user dana unlocked (was locked, 10 failure(s) cleared)\n');
-    assert.deepEqual(await limiter.status('dana'), {
+    assert.deepEqual(await fixture.limiter.status('dana'), {
       failures: 0,
       locked: false,
       lockRemainingMs: 0,
@@ -148,28 +152,31 @@ describe('sign-in lockout', () => {
   });
 
   it('a spoofed X-Forwarded-For outside proxy mode changes nothing', async () => {
-    const browser = new TestBrowser(idp.dispatcher);
+    const browser = new TestBrowser(fixture.idp.dispatcher);
     const forged = ['203.0.113.1', '198.51.100.2, 203.0.113.3', 'junk', '::1', '10.0.0.1, ,x'];
     for (let i = 0; i < POLICY.lockAfter; i++) {
       browser.headers['x-forwarded-for'] = forged[i % forged.length] as string;
-      assertRefused(await tryPassword(browser, 'spoofed', 'wrong password'), `failure ${i + 1}`);
+      assertRejected(await tryPassword(browser, 'spoofed', 'wrong password'), `failure ${i + 1}`);
     }
     // Every failure counted against the account and against the real address.
-    assert.equal((await limiter.status('spoofed')).locked, true);
+    assert.equal((await fixture.limiter.status('spoofed')).locked, true);
     const ips = new Set((await eventsOf('spoofed')).map((event) => event.ip));
     assert.deepEqual([...ips], ['127.0.0.1']);
-    const keys = await idp.testRedis.keys();
+    const keys = await fixture.idp.testRedis.keys();
     assert.ok(!keys.some((key) => /203\.0\.113|198\.51\.100|junk|10\.0\.0\.1/.test(key)));
 
     // A fresh forged address does not make the attacker's address look clean.
     browser.headers['x-forwarded-for'] = '192.0.2.77';
-    assertRefused(await tryPassword(browser, 'spoofed', TEST_PASSWORD), 'forged clean address');
+    assertRejected(await tryPassword(browser, 'spoofed', TEST_PASSWORD), 'forged clean address');
   });
 
   it('a victim under attack from one address signs in from another', async () => {
-    const attacker = new TestBrowser(idp.dispatcher);
+    const attacker = new TestBrowser(fixture.idp.dispatcher);
     await lockAccount(attacker, 'victim');
-    assertRefused(await tryPassword(attacker, 'victim', TEST_PASSWORD), 'attacker, right password');
+    assertRejected(
+      await tryPassword(attacker, 'victim', TEST_PASSWORD),
+      'attacker, right password',
+    );
 
     const victim = browserFrom('127.0.0.2');
     const started = Date.now();
@@ -177,27 +184,27 @@ describe('sign-in lockout', () => {
     assert.ok(signedIn(response), `victim refused: ${alertText(response.body) ?? response.status}`);
     assert.ok(Date.now() - started < POLICY.bypassIntervalMs + 3000, 'waited too long');
     // The lock still stands for everyone else.
-    assert.equal((await limiter.status('victim')).locked, true);
+    assert.equal((await fixture.limiter.status('victim')).locked, true);
 
     // A wrong password from a third, clean address is refused and marks that address.
     const third = browserFrom('127.0.0.3');
-    assertRefused(await tryPassword(third, 'victim', 'wrong password'), 'third address');
+    assertRejected(await tryPassword(third, 'victim', 'wrong password'), 'third address');
     await sleep(POLICY.bypassIntervalMs);
-    assertRefused(await tryPassword(third, 'victim', TEST_PASSWORD), 'third address again');
+    assertRejected(await tryPassword(third, 'victim', TEST_PASSWORD), 'third address again');
 
     const success = (await eventsOf('victim')).find((event) => event.event === 'signin.succeeded');
     assert.equal(success?.ip, '127.0.0.2');
   });
 
   it('sign-in audit rows carry the request facts and no secret', async () => {
-    const browser = () => new TestBrowser(idp.dispatcher);
-    await idp.accounts.create({ username: 'Audited', password: TEST_PASSWORD });
+    const browser = () => new TestBrowser(fixture.idp.dispatcher);
+    await fixture.idp.accounts.create({ username: 'Audited', password: TEST_PASSWORD });
     const failed = await tryPassword(browser(), 'audited', 'not the password');
     const ok = await tryPassword(browser(), 'AUDITED', TEST_PASSWORD);
     assert.ok(signedIn(ok));
     await tryPassword(browser(), 'nobody-by-this-name', 'some guess');
 
-    const account = await idp.accounts.findByUsername('audited');
+    const account = await fixture.idp.accounts.findByUsername('audited');
     const rows = await eventsOf('audited');
     assert.deepEqual(
       rows.map((row) => [row.event, row.outcome, row.detail['reason'] ?? null]),
@@ -209,7 +216,7 @@ describe('sign-in lockout', () => {
     for (const row of rows) {
       assert.equal(row.accountId, account?.id);
       assert.equal(row.username, 'Audited');
-      assert.equal(row.clientId, app.clientId);
+      assert.equal(row.clientId, fixture.app.clientId);
       assert.equal(row.ip, '127.0.0.1');
       assert.equal(row.userAgent, 'idp-test-browser');
       assert.match(row.requestId ?? '', /^[0-9a-f-]{36}$/);
@@ -219,10 +226,35 @@ describe('sign-in lockout', () => {
     assert.equal(unknown[0]?.detail['reason'], 'unknown_user');
     assert.equal(unknown[0]?.accountId, null);
 
-    const everything = JSON.stringify(await audit.list());
-    for (const secret of [TEST_PASSWORD, 'not the password', 'some guess', app.clientSecret]) {
+    const everything = JSON.stringify(await fixture.audit.list());
+    for (const secret of [
+      TEST_PASSWORD,
+      'not the password',
+      'some guess',
+      fixture.app.clientSecret,
+    ]) {
       assert.ok(!everything.includes(secret), 'a secret reached the audit log');
     }
-    assert.equal((await audit.verify()).ok, true);
+    assert.equal((await fixture.audit.verify()).ok, true);
+  });
+});
+
+describe('sign-in lockout with a short lock', () => {
+  const policy = { ...POLICY, lockMs: 3000 };
+  const fixture = lockoutFixture(policy, ['expiry']);
+  const { tryPassword, signedIn, eventsOf, lockAccount } = fixture;
+
+  it('the lock expires on time; then the right password signs in', async () => {
+    const browser = new TestBrowser(fixture.idp.dispatcher);
+    await lockAccount(browser, 'expiry');
+    const { lockRemainingMs } = await fixture.limiter.status('expiry');
+    assert.ok(lockRemainingMs > 0 && lockRemainingMs <= policy.lockMs);
+    assertRejected(await tryPassword(browser, 'expiry', TEST_PASSWORD), 'while locked');
+    const [lastFailure] = (await eventsOf('expiry')).slice(-1);
+    assert.equal(lastFailure?.detail['reason'], 'locked');
+
+    await sleep(lockRemainingMs + 100);
+    assert.equal((await fixture.limiter.status('expiry')).locked, false);
+    assert.ok(signedIn(await tryPassword(browser, 'expiry', TEST_PASSWORD)), 'after the lock');
   });
 });
