@@ -342,7 +342,13 @@ const contract: Contract = {
     assert.ok(await sessions.find(ids['bobSession']!), 'another account untouched');
     assert.ok(await refresh.find(ids['bobToken']!), 'another account untouched');
 
-    assert.equal(await Adapter.revokeByAccountId(alice), 2);
+    const { ended: last, sessions: gone } = await Adapter.revokeAccount(alice);
+    assert.equal(last, 2);
+    assert.deepEqual(
+      gone.map((payload) => [payload.accountId, Object.keys(payload.authorizations ?? {})]),
+      [[alice, ['client-1']]],
+      'revokeAccount returns the deleted session',
+    );
     assert.equal(await sessions.find(ids['aliceASession']!), undefined);
     assert.equal(await refresh.find(ids['aliceAToken']!), undefined);
     if (store.keys) {

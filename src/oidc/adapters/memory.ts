@@ -1,5 +1,10 @@
 import type { Adapter, AdapterPayload } from 'oidc-provider';
-import { ACCOUNT_MODELS, GRANTABLE_MODELS, type SessionStoreAdapter } from './redis.ts';
+import {
+  ACCOUNT_MODELS,
+  type EndedSessions,
+  GRANTABLE_MODELS,
+  type SessionStoreAdapter,
+} from './redis.ts';
 
 export interface MemoryAdapterOptions {
   // Clock in epoch milliseconds, replaceable so that tests can move time forward.
@@ -218,6 +223,13 @@ export function createMemoryAdapter(options: MemoryAdapterOptions = {}): Session
       accountId: string,
       options: { keepSessionId?: string } = {},
     ): Promise<number> {
+      return (await MemoryAdapter.revokeAccount(accountId, options)).ended;
+    }
+
+    static async revokeAccount(
+      accountId: string,
+      options: { keepSessionId?: string } = {},
+    ): Promise<EndedSessions> {
       const at = now();
       const keep = new Set<string>();
       if (options.keepSessionId) {
@@ -234,6 +246,7 @@ export function createMemoryAdapter(options: MemoryAdapterOptions = {}): Session
         }
       }
       const members = accounts.get(accountId, at) ?? new Set<string>();
+      const sessions: AdapterPayload[] = [];
       let ended = 0;
       for (const key of [...members]) {
         if (keep.has(key)) continue;
@@ -244,11 +257,12 @@ export function createMemoryAdapter(options: MemoryAdapterOptions = {}): Session
         records.delete(key);
         forget(key, record, at);
         if (record.model === 'Grant') revokeGrant(record.id, at);
+        if (record.model === 'Session') sessions.push(JSON.parse(record.json) as AdapterPayload);
         ended += 1;
       }
       if (members.size === 0) accounts.delete(accountId);
 
-      return ended;
+      return { ended, sessions };
     }
   };
 }

@@ -16,8 +16,18 @@ export const GRANTABLE_MODELS: ReadonlySet<string> = new Set([
 // and grant of one user can be ended at once (after a password change or a 2FA reset).
 export const ACCOUNT_MODELS: ReadonlySet<string> = new Set(['Session', 'Grant']);
 
+/** What revokeAccount deleted. */
+export interface EndedSessions {
+  /** How many sessions and grants were deleted. */
+  ended: number;
+  /** The payloads of the deleted sessions, so that their apps can be sent logout tokens. */
+  sessions: AdapterPayload[];
+}
+
 /** An adapter class that can also end everything an account holds. */
 export interface SessionStoreAdapter extends AdapterConstructor {
+  /** Deletes what revokeByAccountId deletes, and returns the deleted sessions too. */
+  revokeAccount(accountId: string, options?: { keepSessionId?: string }): Promise<EndedSessions>;
   /**
    * Deletes every Session and Grant of the account, and the tokens and codes issued under those
    * grants. `keepSessionId` spares one session and the grants it refers to, so the user's current
@@ -119,6 +129,8 @@ if ARGV[3] ~= '' then
   end
 end
 local ended = 0
+-- The reply: the count first, then the raw payload of every deleted session.
+local reply = {0}
 for _, key in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   if not keep[key] then
     redis.call('SREM', KEYS[1], key)
@@ -131,11 +143,13 @@ for _, key in ipairs(redis.call('SMEMBERS', KEYS[1])) do
       if string.sub(rest, 1, 6) == 'Grant:' then
         revokeGrant(base .. 'grant:' .. string.sub(rest, 7))
       end
+      if string.sub(rest, 1, 8) == 'Session:' then table.insert(reply, raw) end
       ended = ended + 1
     end
   end
 end
-return ended
+reply[1] = ended
+return reply
 `);
 
 // KEYS[1] record key, ARGV[1] epoch seconds.
@@ -292,19 +306,29 @@ export function createRedisAdapter(redis: Redis, prefix: string): SessionStoreAd
       await run(redis, REVOKE, [`${base}grant:${grantId}`], [base]);
     }
 
-    static async revokeByAccountId(
+    static async revokeAccount(
       accountId: string,
       options: { keepSessionId?: string } = {},
-    ): Promise<number> {
+    ): Promise<EndedSessions> {
       const keep = options.keepSessionId ? `${base}Session:${options.keepSessionId}` : '';
-      const ended = await run(
+      const [ended, ...sessions] = (await run(
         redis,
         REVOKE_ACCOUNT,
         [`${base}account:${accountId}`],
         [base, accountId, keep],
-      );
+      )) as [number, ...string[]];
 
-      return Number(ended);
+      return {
+        ended: Number(ended),
+        sessions: sessions.map((raw) => JSON.parse(raw) as AdapterPayload),
+      };
+    }
+
+    static async revokeByAccountId(
+      accountId: string,
+      options: { keepSessionId?: string } = {},
+    ): Promise<number> {
+      return (await RedisAdapter.revokeAccount(accountId, options)).ended;
     }
   };
 }
