@@ -1,25 +1,18 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:https';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
-import { createLocalJWKSet, decodeProtectedHeader, type JWTPayload, jwtVerify } from 'jose';
+import { decodeProtectedHeader } from 'jose';
 import * as client from 'openid-client';
-import { Agent, fetch } from 'undici';
-import type { ServerOptions } from '../src/main.ts';
 import { AuditLog } from '../src/security/audit.ts';
 import { TestBrowser } from './support/browser.ts';
+import { createTestClient, startTestIdp, TEST_PASSWORD, type TestIdp } from './support/idp.ts';
 import {
-  createTestClient,
-  freePort,
-  startTestIdp,
-  TEST_PASSWORD,
-  type TestIdp,
-} from './support/idp.ts';
+  BACKCHANNEL_EVENT,
+  type LogoutReceiver,
+  startLogoutReceiver,
+  verifyLogoutToken,
+} from './support/logout-receiver.ts';
 import { discoverRp, signInAndExchange, startAuthorization } from './support/rp.ts';
-import { createTestCertificates } from './support/tls.ts';
-
-const BACKCHANNEL_EVENT = 'http://schemas.openid.net/event/backchannel-logout';
 
 /** Asks for a code without showing a page; returns the error, or undefined when a code came. */
 async function silentSignIn(
@@ -117,63 +110,23 @@ describe('session lifetimes', () => {
 
 describe('back-channel logout', () => {
   let idp: TestIdp;
-  let relyingApp: Server;
-  let rpAgent: Agent;
-  let appUrl: string;
-  const received: { path: string; token: string }[] = [];
+  let receiver: LogoutReceiver;
 
   before(async () => {
-    // The relying app: an https server of its own that records the logout tokens it receives.
-    const certificates = await createTestCertificates();
-    const port = await freePort();
-    appUrl = `https://127.0.0.1:${port}`;
-    relyingApp = createServer(
-      { cert: readFileSync(certificates.certFile), key: readFileSync(certificates.keyFile) },
-      (req, res) => {
-        let body = '';
-        req.on('data', (chunk: Buffer) => (body += chunk.toString()));
-        req.on('end', () => {
-          const token = new URLSearchParams(body).get('logout_token');
-          if (req.method === 'POST' && token) received.push({ path: req.url ?? '', token });
-          res.writeHead(token ? 200 : 400, { 'cache-control': 'no-store' }).end();
-        });
-      },
-    );
-    await new Promise<void>((resolve) => relyingApp.listen(port, '127.0.0.1', resolve));
-    rpAgent = new Agent({ connect: { ca: certificates.caCert } });
-    // idp's outgoing requests trust the relying app's test authority.
-    const outboundFetch = ((url: string, init: object) =>
-      fetch(url, { ...init, dispatcher: rpAgent } as Parameters<
-        typeof fetch
-      >[1])) as unknown as NonNullable<ServerOptions['outboundFetch']>;
-    idp = await startTestIdp({ server: { outboundFetch } });
+    receiver = await startLogoutReceiver();
+    idp = await startTestIdp({ server: { outboundFetch: receiver.outboundFetch } });
     await idp.accounts.create({ username: 'logout', password: TEST_PASSWORD });
   });
 
   after(async () => {
     await idp?.close();
-    relyingApp?.closeAllConnections();
-    relyingApp?.close();
-    await rpAgent?.close();
+    await receiver?.close();
   });
 
-  /** Verifies a logout token as a relying app would, against idp's published keys. */
-  async function verifyLogoutToken(token: string, clientId: string): Promise<JWTPayload> {
-    const jwks = (await (
-      await fetch(`${idp.issuer}/jwks`, { dispatcher: idp.dispatcher })
-    ).json()) as Parameters<typeof createLocalJWKSet>[0];
-    const { payload } = await jwtVerify(token, createLocalJWKSet(jwks), {
-      issuer: idp.issuer,
-      audience: clientId,
-      typ: 'logout+jwt',
-      maxTokenAge: '2m',
-    });
-
-    return payload;
-  }
-
   it('RP-initiated logout posts a valid logout token to every app of the session', async () => {
-    const withUri = (name: string) => ({ backchannelLogoutUri: `${appUrl}/backchannel/${name}` });
+    const withUri = (name: string) => ({
+      backchannelLogoutUri: `${receiver.url}/backchannel/${name}`,
+    });
     const first = await createTestClient(idp, withUri('first'));
     const second = await createTestClient(idp, withUri('second'));
     const plain = await createTestClient(idp);
@@ -211,7 +164,7 @@ describe('back-channel logout', () => {
     const done = await browser.submit(confirm, { logout: 'yes' }, 'https://app.example.test/');
     assert.equal(done.location, 'https://app.example.test/signed-out');
 
-    assert.deepEqual(received.map((entry) => entry.path).sort(), [
+    assert.deepEqual(receiver.received.map((entry) => entry.path).sort(), [
       '/backchannel/first',
       '/backchannel/second',
     ]);
@@ -219,9 +172,9 @@ describe('back-channel logout', () => {
       [first, '/backchannel/first'],
       [second, '/backchannel/second'],
     ] as const) {
-      const { token } = received.find((entry) => entry.path === path)!;
+      const { token } = receiver.received.find((entry) => entry.path === path)!;
       assert.equal(decodeProtectedHeader(token).typ, 'logout+jwt');
-      const payload = await verifyLogoutToken(token, app.clientId);
+      const payload = await verifyLogoutToken(idp, token, app.clientId);
       const session = sessions.get(app.clientId)!;
       assert.equal(payload.sub, session.sub);
       assert.equal(payload['sid'], session.sid);

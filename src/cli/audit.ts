@@ -1,21 +1,15 @@
-import { userInfo } from 'node:os';
 import type { Command } from 'commander';
 import { parseDuration } from '../config.ts';
 import { AppError } from '../errors.ts';
 import { AUDIT_EVENTS, type AuditFilter, type AuditRecord } from '../security/audit.ts';
-import { printJson } from './io.ts';
+import { osUser, printJson } from './io.ts';
 import type { WithServices } from './main.ts';
 
 const PAGE = 1000;
 
 /** Returns who ran a command, for the audit log: `cli:` and the operating-system user. */
 export function cliActor(): string {
-  try {
-    return `cli:${userInfo().username}`;
-  } catch {
-    // No passwd entry for the uid, as in some containers.
-    return `cli:uid ${process.getuid?.() ?? 'unknown'}`;
-  }
+  return `cli:${osUser()}`;
 }
 
 interface AuditOptions {

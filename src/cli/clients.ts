@@ -111,8 +111,20 @@ export function registerClientCommands(program: Command, withServices: WithServi
       const clientSecret = options.clientSecretStdin
         ? await readRequiredSecret('Client secret')
         : undefined;
-      await withServices(async ({ clients: store }) => {
+      await withServices(async ({ clients: store, audit }) => {
         const client = await store.update(clientId, clientFields(options, clientSecret));
+        await audit.record({
+          event: 'client.updated',
+          clientId: client.clientId,
+          detail: {
+            actor: cliActor(),
+            // The option names given, never their values: a new secret is only noted.
+            changed: Object.keys(options).sort().join(' '),
+            public: client.isPublic,
+            require2fa: client.require2fa,
+            consent: client.consent,
+          },
+        });
         process.stdout.write(
           `updated client ${client.clientId}: ${client.isPublic ? 'public' : 'confidential'}, 2FA ${client.require2fa ? 'required' : 'per server setting'}, consent ${client.consent ? 'asked' : 'not asked'}\n`,
         );

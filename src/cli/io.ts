@@ -1,3 +1,4 @@
+import { userInfo } from 'node:os';
 import { createInterface } from 'node:readline';
 import { Writable } from 'node:stream';
 import { AppError } from '../errors.ts';
@@ -52,4 +53,14 @@ export function printTable(headers: string[], rawRows: string[][]): void {
       .join('  ')
       .trimEnd();
   process.stdout.write(`${[format(headers), ...rows.map(format)].join('\n')}\n`);
+}
+
+/** Names the operating-system user running the command, for the record of who changed what. */
+export function osUser(): string {
+  try {
+    return userInfo().username;
+  } catch {
+    // Containers may run under a uid with no passwd entry.
+    return process.env['USER'] ?? `uid ${process.getuid?.() ?? 'unknown'}`;
+  }
 }

@@ -1,19 +1,9 @@
-import { userInfo } from 'node:os';
 import type { Command } from 'commander';
 import { createLogger } from '../logger.ts';
 import { parseSwitch, settingName, SETTINGS } from '../settings.ts';
-import { printJson, printTable } from './io.ts';
+import { cliActor } from './audit.ts';
+import { osUser, printJson, printTable } from './io.ts';
 import type { WithServices } from './main.ts';
-
-/** Names the operating-system user running the command, for the record of who changed what. */
-function osUser(): string {
-  try {
-    return userInfo().username;
-  } catch {
-    // Containers may run under a uid with no passwd entry.
-    return process.env['USER'] ?? `uid ${process.getuid?.() ?? 'unknown'}`;
-  }
-}
 
 export function registerSettingsCommands(program: Command, withServices: WithServices): void {
   const settings = program
@@ -31,9 +21,12 @@ export function registerSettingsCommands(program: Command, withServices: WithSer
       const name = settingName(nameText);
       const value = parseSwitch(name, valueText);
       const who = osUser();
-      await withServices(async ({ settings: store }) => {
+      await withServices(async ({ settings: store, audit }) => {
         await store.set(name, value, who);
-        // TODO: write the audit event "setting changed" once the audit log exists.
+        await audit.record({
+          event: 'setting.changed',
+          detail: { actor: cliActor(), setting: name, value: value ? 'on' : 'off' },
+        });
         createLogger('info', process.stderr).info(
           { setting: name, value, changedBy: who },
           'setting changed',

@@ -1,9 +1,10 @@
 import type { Command } from 'commander';
 import { createLogger, type Logger } from '../logger.ts';
-import { createSessionStorage, type Services } from '../services.ts';
+import type { Services } from '../services.ts';
 import { AppError } from '../errors.ts';
 import { createRateLimiter } from '../security/rate-limit.ts';
 import { cliActor } from './audit.ts';
+import { endSessionsFromCommand } from './sessions.ts';
 import { printJson, printTable, readRequiredSecret } from './io.ts';
 import type { WithServices } from './main.ts';
 
@@ -38,17 +39,21 @@ export function registerUserCommands(program: Command, withServices: WithService
     .requiredOption('--password-stdin', 'read the password from standard input')
     .action(async (username: string) => {
       const password = await readRequiredSecret('Password');
-      await withServices(async ({ accounts, audit }) => {
-        const account = await accounts.get(username);
-        await accounts.setPassword(account.id, password);
-        await audit.record({
-          event: 'password.changed',
-          accountId: account.id,
-          username: account.username,
-          detail: { actor: cliActor() },
-        });
-        process.stdout.write(`password of ${account.username} changed\n`);
-      });
+      await withServices(
+        async (services) => {
+          const account = await services.accounts.get(username);
+          await services.accounts.setPassword(account.id, password);
+          await services.audit.record({
+            event: 'password.changed',
+            accountId: account.id,
+            username: account.username,
+            detail: { actor: cliActor() },
+          });
+          process.stdout.write(`password of ${account.username} changed\n`);
+          await endSessionsFromCommand(services, commandLogger(), account, 'password_changed');
+        },
+        { redis: true },
+      );
     });
 
   for (const [name, disabled] of [
@@ -60,17 +65,23 @@ export function registerUserCommands(program: Command, withServices: WithService
       .description(disabled ? 'stop a user from signing in' : 'let a disabled user sign in again')
       .argument('<username>')
       .action(async (username: string) => {
-        await withServices(async ({ accounts, audit }) => {
-          const account = await accounts.get(username);
-          await accounts.setDisabled(account.id, disabled);
-          await audit.record({
-            event: disabled ? 'user.disabled' : 'user.enabled',
-            accountId: account.id,
-            username: account.username,
-            detail: { actor: cliActor() },
-          });
-          process.stdout.write(`user ${account.username} ${disabled ? 'disabled' : 'enabled'}\n`);
-        });
+        await withServices(
+          async (services) => {
+            const account = await services.accounts.get(username);
+            await services.accounts.setDisabled(account.id, disabled);
+            await services.audit.record({
+              event: disabled ? 'user.disabled' : 'user.enabled',
+              accountId: account.id,
+              username: account.username,
+              detail: { actor: cliActor() },
+            });
+            process.stdout.write(`user ${account.username} ${disabled ? 'disabled' : 'enabled'}\n`);
+            if (disabled) {
+              await endSessionsFromCommand(services, commandLogger(), account, 'disabled');
+            }
+          },
+          { redis: disabled },
+        );
       });
   }
 
@@ -165,22 +176,22 @@ export async function resetTwoFactor(
   const logger = options.logger ?? createLogger('info', process.stderr);
   const account = await services.accounts.get(username);
   const removed = await services.mfa.reset(account.id);
-  // TODO: write the audit event "2FA reset" once the audit log exists.
+  await services.audit.record({
+    event: 'mfa.reset',
+    accountId: account.id,
+    username: account.username,
+    detail: { actor: cliActor(), removed },
+  });
   logger.info({ accountId: account.id, removed }, '2FA reset');
   out.write(
     removed
       ? `two-step sign-in of ${account.username} removed\n`
       : `${account.username} had no two-step sign-in\n`,
   );
-  if (!services.redis) {
-    logger.warn(
-      { accountId: account.id },
-      'REDIS_URL is not set, so sessions live inside the server process and cannot be ended from here; they end when they expire or the server restarts',
-    );
+  await endSessionsFromCommand(services, logger, account, 'mfa_reset', out);
+}
 
-    return;
-  }
-  const { Sessions } = createSessionStorage(services, logger);
-  const ended = await Sessions.revokeByAccountId(account.id);
-  out.write(`ended ${ended} session(s) and grant(s) of ${account.username}\n`);
+/** The logger of a command: warnings and errors only, on standard error. */
+function commandLogger(): Logger {
+  return createLogger('warn', process.stderr);
 }
