@@ -16,12 +16,7 @@ import { createFindAccount } from './oidc/account.ts';
 import { KEY_RELOAD_SECONDS, keysChannel, SigningKeyring } from './oidc/keyring.ts';
 import { ensureSigningKeys } from './oidc/keys.ts';
 import { createProvider, type ProviderOptions } from './oidc/provider.ts';
-import {
-  createRateLimiter,
-  DEFAULT_LOCKOUT_POLICY,
-  type LockoutPolicy,
-  watchRateLimiter,
-} from './security/rate-limit.ts';
+import type { LockoutPolicy } from './security/rate-limit.ts';
 import { configureApp, type Readiness } from './server/app.ts';
 import {
   countProviderEvents,
@@ -158,19 +153,12 @@ export async function startServer(
   let keyring: SigningKeyring | undefined;
   try {
     await ensureSigningKeys(services.database, services.encryptor);
-    const rateLimiter = watchRateLimiter(
-      createRateLimiter(services.redis, redisPrefix, {
-        ...DEFAULT_LOCKOUT_POLICY,
-        ...options.lockoutPolicy,
-      }),
-      services.monitor,
-    );
     const metrics = createMetrics({
       database: services.rawDatabase,
       redis: services.redis,
       monitor: services.monitor,
     });
-    const signIn = createSignIn(services, logger, redisPrefix);
+    const signIn = createSignIn(services, logger, redisPrefix, options.lockoutPolicy);
     const findAccount = guardFindAccount(createFindAccount(services.accounts));
     let draining = false;
 
@@ -196,8 +184,6 @@ export async function startServer(
         provider,
         logger,
         accounts: services.accounts,
-        audit: services.audit,
-        rateLimiter,
         metrics,
         serveMetrics: config.metricsPort === undefined,
         isDraining: () => draining,

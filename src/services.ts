@@ -22,6 +22,12 @@ import { createRedisAdapter, type SessionStoreAdapter } from './oidc/adapters/re
 import { ClientAdapter } from './oidc/client-adapter.ts';
 import { ClientStore } from './oidc/clients.ts';
 import { AuditLog } from './security/audit.ts';
+import {
+  createRateLimiter,
+  DEFAULT_LOCKOUT_POLICY,
+  type LockoutPolicy,
+  watchRateLimiter,
+} from './security/rate-limit.ts';
 import { loadOrCreateEmbeddedSecrets } from './security/embedded-secrets.ts';
 import {
   type AttemptCounter,
@@ -246,12 +252,19 @@ export function createSignIn(
   services: Services,
   logger: Logger,
   redisPrefix = services.redisPrefix,
+  lockoutPolicy: Partial<LockoutPolicy> = {},
 ) {
   const storage = createSessionStorage(services, logger, redisPrefix);
   const policy = new SecondFactorPolicy(services.database);
-  const deps: Omit<InteractionDeps & AccountPageDeps, 'provider' | 'audit' | 'rateLimiter'> = {
+  const rateLimiter = createRateLimiter(services.redis, redisPrefix, {
+    ...DEFAULT_LOCKOUT_POLICY,
+    ...lockoutPolicy,
+  });
+  const deps: Omit<InteractionDeps & AccountPageDeps, 'provider'> = {
     accounts: services.accounts,
     logger,
+    audit: services.audit,
+    rateLimiter: watchRateLimiter(rateLimiter, services.monitor),
     mfa: services.mfa,
     policy,
     attempts: new CodeAttempts(storage.attempts, logger),

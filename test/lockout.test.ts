@@ -4,12 +4,16 @@ import { after, before, describe, it } from 'node:test';
 import type * as client from 'openid-client';
 import { Agent } from 'undici';
 import { INVALID_CREDENTIALS } from '../src/interactions/login.ts';
+import { INVALID_CODE } from '../src/interactions/second-factor.ts';
+import { generateSecret, timeStep } from '../src/mfa/totp.ts';
 import { AuditLog, type AuditRecord } from '../src/security/audit.ts';
 import { DEFAULT_LOCKOUT_POLICY, RedisRateLimiter } from '../src/security/rate-limit.ts';
 import { alertText, type PageResponse, TestBrowser } from './support/browser.ts';
 import { runIdp } from './support/cli.ts';
 import { createTestClient, startTestIdp, TEST_PASSWORD, type TestIdp } from './support/idp.ts';
+import { pageKind, passwordStep, submitCode } from './support/mfa-flow.ts';
 import { discoverRp, startAuthorization } from './support/rp.ts';
+import { Authenticator, referenceTotp } from './support/totp.ts';
 
 const POLICY = {
   ...DEFAULT_LOCKOUT_POLICY,
@@ -256,5 +260,74 @@ describe('sign-in lockout with a short lock', () => {
     await sleep(lockRemainingMs + 100);
     assert.equal((await fixture.limiter.status('expiry')).locked, false);
     assert.ok(signedIn(await tryPassword(browser, 'expiry', TEST_PASSWORD)), 'after the lock');
+  });
+});
+
+describe('second-factor codes and the lock', () => {
+  const fixture = lockoutFixture(POLICY, ['coder']);
+
+  it('wrong and replayed codes count toward the same lock', async () => {
+    const { idp, app, config, limiter } = fixture;
+    const account = (await idp.accounts.findByUsername('coder'))!;
+    const key = generateSecret();
+    const usedStep = timeStep(Date.now()) - 2;
+    await idp.mfa.enrol(account.id, key, usedStep);
+    const authenticator = new Authenticator(key);
+    authenticator.used(usedStep);
+    const wrongCode = referenceTotp(key, Date.now() / 1000 - 3600);
+
+    /** Signs in with the password and returns the browser on the code page. */
+    const atCodePage = async () => {
+      const browser = new TestBrowser(idp.dispatcher);
+      const { page } = await passwordStep(config, browser, app.redirectUri, 'coder', TEST_PASSWORD);
+      assert.equal(pageKind(page, app.redirectUri), 'code');
+
+      return { browser, page };
+    };
+    const rejectCode = async (code: string, at: { browser: TestBrowser; page: PageResponse }) => {
+      const response = await submitCode(at.browser, at.page, code, app.redirectUri);
+      assert.equal(response.status, 400);
+      assert.equal(alertText(response.body), INVALID_CODE);
+    };
+
+    // A full sign-in with a valid code; that code is then replayed in a new sign-in.
+    const first = await atCodePage();
+    const used = await authenticator.nextCode();
+    const done = await submitCode(first.browser, first.page, used, app.redirectUri);
+    assert.equal(pageKind(done, app.redirectUri), 'app');
+    const second = await atCodePage();
+    await rejectCode(used, second);
+    for (let i = 0; i < 3; i++) await rejectCode(wrongCode, second);
+    // Each sign-in allows a few codes; the lock counts across sign-ins.
+    const third = await atCodePage();
+    for (let i = 0; i < 4; i++) await rejectCode(wrongCode, third);
+    const fourth = await atCodePage();
+    await rejectCode(wrongCode, fourth);
+    assert.equal((await limiter.status('coder')).locked, false);
+    await rejectCode(wrongCode, fourth);
+    assert.equal((await limiter.status('coder')).locked, true, 'ten wrong codes lock');
+
+    // Now even the right password is rejected, and a right code on an open code page too.
+    assertRejected(
+      await fixture.tryPassword(new TestBrowser(idp.dispatcher), 'coder', TEST_PASSWORD),
+      'password',
+    );
+    await rejectCode(await authenticator.nextCode(), fourth);
+
+    const rows = await fixture.eventsOf('coder');
+    const reasons = rows
+      .filter((row) => row.event === 'signin.failed')
+      .map((row) => `${String(row.detail['step'])}:${String(row.detail['reason'])}`);
+    assert.deepEqual(reasons, [
+      'code:replayed_code',
+      ...Array<string>(9).fill('code:wrong_code'),
+      'password:locked',
+      'code:locked',
+    ]);
+    const locked = rows.find((row) => row.event === 'account.locked');
+    assert.equal(locked?.detail['step'], 'code');
+    assert.equal(locked?.clientId, app.clientId);
+    const success = rows.find((row) => row.event === 'signin.succeeded');
+    assert.deepEqual([success?.detail['method'], success?.detail['amr']], ['totp', 'pwd otp mfa']);
   });
 });

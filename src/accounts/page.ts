@@ -10,8 +10,12 @@ import { normaliseRecoveryCode } from '../mfa/recovery-codes.ts';
 import type { ShortLivedStore } from '../mfa/state.ts';
 import type { MfaStore } from '../mfa/store.ts';
 import { generateSecret, matchingSteps, normaliseTotpCode } from '../mfa/totp.ts';
+import { runCheckedStep } from '../interactions/attempts.ts';
 import type { SessionStoreAdapter } from '../oidc/adapters/redis.ts';
+import { endAccountSessions, type RevocationCause } from '../oidc/sessions.ts';
+import { type AuditEntry, type AuditLog, requestFacts } from '../security/audit.ts';
 import type { Encryptor } from '../security/encryption.ts';
+import type { RateLimiter } from '../security/rate-limit.ts';
 import { formBody, formField, noStore } from '../server/forms.ts';
 import type { MessageKey } from '../views/i18n.ts';
 import { en } from '../views/messages/en.ts';
@@ -50,6 +54,8 @@ export interface AccountPageDeps {
   cookieKeys: string[];
   /** Idle and absolute session lifetimes: each use of the page renews the idle one. */
   sessionLifetimes: SessionLifetimes;
+  audit: AuditLog;
+  rateLimiter: RateLimiter;
 }
 
 /** An authenticator being set up from the account page, kept per session uid. */
@@ -136,41 +142,41 @@ async function checkCurrentCredentials(
   const attempt = await deps.attempts.take(scope, ATTEMPT_WINDOW_SECONDS);
   if (!attempt.allowed) return endSession(ctx, deps, user);
 
-  const password = formField(ctx, 'password', MAX_PASSWORD_LENGTH);
-  const passwordOk = password !== '' && (await verifyPassword(user.account.passwordHash, password));
-  let codeOk = !user.mfa.enrolled;
-  if (passwordOk && user.mfa.enrolled) {
-    const code = formField(ctx, 'code', 64);
-    let result: 'accepted' | 'wrong' | 'replayed' = 'wrong';
-    if (normaliseTotpCode(code) !== undefined) {
-      const totp = await deps.mfa.verifyTotp(user.account.id, code);
-      result = totp === 'not_enrolled' ? 'wrong' : totp;
-    } else if (normaliseRecoveryCode(code) !== undefined) {
-      const left = await deps.mfa.useRecoveryCode(user.account.id, code);
-      result = left === undefined ? 'wrong' : 'accepted';
-    }
-    codeOk = result === 'accepted';
-    if (!codeOk) {
-      await deps.attempts.recordWrongCode({
-        accountId: user.account.id,
-        kind: normaliseRecoveryCode(code) === undefined ? 'totp' : 'recovery',
-        reason: result === 'replayed' ? 'replayed' : 'wrong',
-        scope,
-        requestId: ctx.state.requestId,
-        ip: ctx.ip,
-      });
-    }
-  }
-  if (passwordOk && codeOk) {
+  // Wrong passwords and codes here count toward the account's lock like those of a sign-in.
+  const passed = await runCheckedStep(
+    ctx,
+    deps,
+    {
+      step: 'account_page',
+      username: user.account.username,
+      account: user.account,
+      interaction: scope,
+    },
+    async () => {
+      const password = formField(ctx, 'password', MAX_PASSWORD_LENGTH);
+      const passwordOk =
+        password !== '' && (await verifyPassword(user.account.passwordHash, password));
+      if (!passwordOk) return 'wrong_password';
+      if (!user.mfa.enrolled) return undefined;
+      const code = formField(ctx, 'code', 64);
+      if (normaliseTotpCode(code) !== undefined) {
+        const totp = await deps.mfa.verifyTotp(user.account.id, code);
+        if (totp === 'accepted') return undefined;
+
+        return totp === 'replayed' ? 'replayed_code' : 'wrong_code';
+      }
+      const left =
+        normaliseRecoveryCode(code) === undefined
+          ? undefined
+          : await deps.mfa.useRecoveryCode(user.account.id, code);
+
+      return left === undefined ? 'wrong_code' : undefined;
+    },
+  );
+  if (passed) {
     await deps.attempts.clear(scope);
 
     return true;
-  }
-  if (!passwordOk) {
-    deps.logger.info(
-      { accountId: user.account.id, requestId: ctx.state.requestId, reason: 'wrong password' },
-      'account page check failed',
-    );
   }
   if (attempt.last) return endSession(ctx, deps, user);
   ctx.status = 400;
@@ -185,17 +191,43 @@ async function endSession(ctx: Context, deps: AccountPageDeps, user: SignedInUse
     { accountId: user.account.id, requestId: ctx.state.requestId },
     'account page session ended after too many wrong passwords or codes',
   );
+  await deps.audit.record({
+    event: 'session.ended',
+    ...auditFacts(ctx, user),
+    detail: { reason: 'revoked', cause: 'too_many_failures', sessions: 1 },
+  });
   renderSignInAgain(ctx, 'account.signedOutTitle', 'account.tooMany');
 
   return false;
 }
 
-/** Ends the user's sessions and grants in every other browser and app, keeping this session. */
-async function endOtherSessions(deps: AccountPageDeps, user: SignedInUser, why: string) {
-  const ended = await deps.sessions.revokeByAccountId(user.account.id, {
-    keepSessionId: user.session.jti,
-  });
-  deps.logger.info({ accountId: user.account.id, ended, why }, 'other sessions ended');
+/** Returns the account and request facts of an audit row written by this page. */
+function auditFacts(
+  ctx: Context,
+  user: SignedInUser,
+): Pick<AuditEntry, 'accountId' | 'username' | 'ip' | 'userAgent' | 'requestId'> {
+  return { accountId: user.account.id, username: user.account.username, ...requestFacts(ctx) };
+}
+
+/**
+ * Ends the user's sessions and grants in every other browser and app, keeping this session, and
+ * sends their apps back-channel logout tokens.
+ */
+async function endOtherSessions(
+  ctx: Context,
+  deps: AccountPageDeps,
+  user: SignedInUser,
+  cause: RevocationCause,
+) {
+  await endAccountSessions(
+    {
+      sessions: deps.sessions,
+      provider: () => Promise.resolve(deps.provider),
+      audit: deps.audit,
+      logger: deps.logger,
+    },
+    { account: user.account, cause, keepSessionId: user.session.jti, facts: requestFacts(ctx) },
+  );
 }
 
 async function startEnrolment(ctx: Context, deps: AccountPageDeps, user: SignedInUser) {
@@ -267,12 +299,16 @@ async function confirmEnrolment(ctx: Context, deps: AccountPageDeps, user: Signe
   let codes: string[] | undefined;
   if (step.replacing) await deps.mfa.replace(user.account.id, secret, accepted);
   else codes = await deps.mfa.enrol(user.account.id, secret, accepted);
-  // TODO: write the audit event "2FA enrolled" once the audit log exists.
+  await deps.audit.record({
+    event: 'mfa.enrolled',
+    ...auditFacts(ctx, user),
+    detail: { where: 'account page', replaced: step.replacing },
+  });
   deps.logger.info(
     { accountId: user.account.id, replaced: step.replacing },
     step.replacing ? 'TOTP authenticator replaced' : 'TOTP enrolled',
   );
-  await endOtherSessions(deps, user, 'authenticator changed');
+  await endOtherSessions(ctx, deps, user, 'authenticator_changed');
   await upgradeSession(user);
   renderDone(ctx, step.replacing ? 'account.replaced' : 'account.enrolled', codes);
 
@@ -310,9 +346,13 @@ async function changePassword(ctx: Context, deps: AccountPageDeps, user: SignedI
   }
   if (!(await checkCurrentCredentials(ctx, deps, user))) return;
   await deps.accounts.setPassword(user.account.id, newPassword);
-  // TODO: write the audit event "password changed" once the audit log exists.
+  await deps.audit.record({
+    event: 'password.changed',
+    ...auditFacts(ctx, user),
+    detail: { where: 'account page' },
+  });
   deps.logger.info({ accountId: user.account.id }, 'password changed on the account page');
-  await endOtherSessions(deps, user, 'password changed');
+  await endOtherSessions(ctx, deps, user, 'password_changed');
   renderDone(ctx, 'account.passwordChanged');
 }
 
@@ -386,7 +426,11 @@ export function createAccountRouter(deps: AccountPageDeps, issuer: URL): Router 
     if (!user.mfa.enrolled) throw pageError('conflict', 'account.notEnrolled');
     if (!(await checkCurrentCredentials(ctx, deps, user))) return;
     const codes = await deps.mfa.regenerateRecoveryCodes(user.account.id);
-    // TODO: write the audit event "recovery codes regenerated" once the audit log exists.
+    await deps.audit.record({
+      event: 'mfa.recovery_codes_regenerated',
+      ...auditFacts(ctx, user),
+      detail: { codes: codes.length },
+    });
     deps.logger.info({ accountId: user.account.id }, 'recovery codes regenerated');
     renderDone(ctx, 'account.codesReplaced', codes);
   });

@@ -6,13 +6,18 @@ import type { InteractionDeps } from './context.ts';
 
 /** One checked sign-in step: who it is for and where it came from. */
 export interface StepFacts {
-  step: 'password' | 'code';
+  /** `account_page`: the current password and code that the account page asks before a change. */
+  step: 'password' | 'code' | 'account_page';
   /** Name that identifies the account to the limiter: the typed username, or the account's own. */
   username: string;
   account?: { id: string; username: string };
-  clientId: string;
+  clientId?: string;
+  /** The interaction uid, or the scope of the account page, for the log. */
   interaction: string;
 }
+
+/** What a checked step needs: the limiter, the audit log, the log and the optional metrics. */
+export type StepDeps = Pick<InteractionDeps, 'audit' | 'rateLimiter' | 'logger' | 'metrics'>;
 
 const REJECTION_REASON: Record<GateDecision, SignInFailureReason | undefined> = {
   proceed: undefined,
@@ -25,11 +30,11 @@ const REJECTION_REASON: Record<GateDecision, SignInFailureReason | undefined> = 
 /**
  * Runs `check` under the failed-attempt limiter and records failures in the audit log before the
  * caller responds. `check` resolves to the reason of a failure, or undefined when the password or
- * code is right. Returns true when the step passed.
+ * code is right. Returns true when the step passed; the caller counts the success in metrics.
  */
 export async function runCheckedStep(
   ctx: Context,
-  deps: InteractionDeps,
+  deps: StepDeps,
   facts: StepFacts,
   check: () => Promise<SignInFailureReason | undefined>,
 ): Promise<boolean> {
@@ -37,7 +42,7 @@ export async function runCheckedStep(
   const common = {
     accountId: facts.account?.id ?? null,
     username: facts.account?.username ?? facts.username,
-    clientId: facts.clientId,
+    clientId: facts.clientId ?? null,
     ...requestFacts(ctx),
   };
   const recordLock = async () => {
@@ -60,7 +65,11 @@ export async function runCheckedStep(
     });
   };
 
-  const counter = facts.step === 'password' ? deps.metrics?.signIns : deps.metrics?.secondFactor;
+  const counter = {
+    password: deps.metrics?.signIns,
+    code: deps.metrics?.secondFactor,
+    account_page: undefined,
+  }[facts.step];
   const attempt = await deps.rateLimiter.begin(facts.username, ctx.ip);
   if (attempt.newlyLocked) await recordLock();
   const rejection = REJECTION_REASON[attempt.decision];
@@ -79,7 +88,6 @@ export async function runCheckedStep(
     return false;
   }
   await deps.rateLimiter.succeeded(attempt);
-  counter?.inc({ outcome: 'success' });
 
   return true;
 }

@@ -76,5 +76,6 @@ export async function submitLogin(
     log.info({ accountId: account.id }, 'password hash upgraded to current parameters');
   }
   log.info({ accountId: account.id, client: clientId }, 'password accepted');
+  deps.metrics?.signIns.inc({ outcome: 'success' });
   await afterPassword(ctx, deps, details, client, account.id);
 }

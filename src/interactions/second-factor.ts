@@ -1,12 +1,15 @@
 import type { Context } from 'koa';
+import type { Account } from '../accounts/store.ts';
 import { pageError } from '../errors.ts';
 import { enrolmentView, openPendingSecret, sealPendingSecret } from '../mfa/enrolment.ts';
 import { ACR_MFA, ACR_PASSWORD, AMR, type SecondFactorMethod } from '../mfa/policy.ts';
 import { generateSecret, matchingSteps, normaliseTotpCode } from '../mfa/totp.ts';
 import { SECOND_FACTOR_CHECK } from '../oidc/provider.ts';
 import { formField } from '../server/forms.ts';
+import { type AuditDetail, type AuditEventName, requestFacts } from '../security/audit.ts';
 import { en } from '../views/messages/en.ts';
 import { pageTranslator, renderPage } from '../views/render.ts';
+import { runCheckedStep } from './attempts.ts';
 import { type InteractionDeps, type InteractionDetails, type LoginStep } from './context.ts';
 
 /** The one message, in English, for a wrong, replayed or malformed code of any kind. */
@@ -72,6 +75,14 @@ async function finishLogin(
   if (!account || account.disabled) throw expired();
   await deps.attempts.clear(details.uid);
   logFor(ctx, deps, details).info({ accountId, method }, 'sign-in succeeded');
+  await deps.audit.record({
+    event: 'signin.succeeded',
+    accountId,
+    username: account.username,
+    clientId: String(details.params.client_id),
+    ...requestFacts(ctx),
+    detail: { method, amr: AMR[method].join(' ') },
+  });
   if (method !== 'password') {
     deps.metrics?.secondFactor.inc({ outcome: method === 'totp' ? 'success' : 'recovery_code' });
   }
@@ -90,6 +101,25 @@ async function finishLogin(
     { mergeWithLastSubmission: false },
   );
   ctx.respond = false;
+}
+
+/** Records an audit event of the second step, with the account, app and request facts. */
+function recordStepEvent(
+  ctx: Context,
+  deps: InteractionDeps,
+  client: ClientInfo,
+  account: Account,
+  event: AuditEventName,
+  detail: AuditDetail,
+) {
+  return deps.audit.record({
+    event,
+    accountId: account.id,
+    username: account.username,
+    clientId: client.clientId,
+    ...requestFacts(ctx),
+    detail,
+  });
 }
 
 function redirectToStep(ctx: Context, details: InteractionDetails): void {
@@ -277,7 +307,7 @@ async function stopSignIn(
 interface CodeCheck {
   kind: 'totp' | 'recovery' | 'enrolment';
   verify: () => Promise<'accepted' | 'wrong' | 'replayed'>;
-  onAccepted: () => Promise<void>;
+  onAccepted: (account: Account) => Promise<void>;
 }
 
 async function checkCode(
@@ -294,24 +324,37 @@ async function checkCode(
 
     return;
   }
-  const result = await verify();
-  if (result === 'accepted') {
-    await onAccepted();
+  const account = await deps.accounts.findById(step.accountId);
+  if (!account) throw expired();
+  // Wrong and replayed codes count toward the account's lock like wrong passwords, and a
+  // locked account is rejected with the same message as a wrong code.
+  let result: Awaited<ReturnType<CodeCheck['verify']>> | 'locked' = 'locked';
+  const passed = await runCheckedStep(
+    ctx,
+    deps,
+    {
+      step: 'code',
+      username: account.username,
+      account,
+      clientId: client.clientId,
+      interaction: details.uid,
+    },
+    async () => {
+      result = await verify();
+      if (result === 'accepted') return undefined;
+
+      return result === 'replayed' ? 'replayed_code' : 'wrong_code';
+    },
+  );
+  if (passed) {
+    await onAccepted(account);
 
     return;
   }
-  deps.metrics?.secondFactor.inc({
-    outcome: result === 'replayed' ? 'replayed_code' : 'wrong_code',
-  });
-  await deps.attempts.recordWrongCode({
-    accountId: step.accountId,
-    kind,
-    reason: result,
-    scope: details.uid,
-    clientId: client.clientId,
-    requestId: ctx.state.requestId,
-    ip: ctx.ip,
-  });
+  logFor(ctx, deps, details).info(
+    { accountId: step.accountId, kind, reason: result === 'locked' ? 'locked' : `${result} code` },
+    'second factor failed',
+  );
   if (attempt.last) {
     await stopSignIn(ctx, deps, details, step.accountId);
 
@@ -359,8 +402,10 @@ export async function submitRecoveryCode(
 
       return left === undefined ? 'wrong' : 'accepted';
     },
-    onAccepted: async () => {
-      // TODO: write the audit event "recovery code used" once the audit log exists.
+    onAccepted: async (account) => {
+      await recordStepEvent(ctx, deps, client, account, 'mfa.recovery_code_used', {
+        recoveryCodesLeft: left ?? 0,
+      });
       logFor(ctx, deps, details).info(
         { accountId: step.accountId, recoveryCodesLeft: left },
         'recovery code used',
@@ -396,9 +441,12 @@ export async function submitEnrolment(
 
       return steps.length > 0 ? 'accepted' : 'wrong';
     },
-    onAccepted: async () => {
+    onAccepted: async (account) => {
       const codes = await deps.mfa.enrol(step.accountId, secret, acceptedStep);
-      // TODO: write the audit event "2FA enrolled" once the audit log exists.
+      await recordStepEvent(ctx, deps, client, account, 'mfa.enrolled', {
+        where: 'sign-in',
+        replaced: false,
+      });
       logFor(ctx, deps, details).info({ accountId: step.accountId }, 'TOTP enrolled');
       const passed: LoginStep = { accountId: step.accountId, stage: 'passed', method: 'totp' };
       await deps.loginSteps.save(details.uid, passed, remaining(details));

@@ -20,8 +20,8 @@ export interface WrongCodeEvent {
 
 /**
  * Counts second-factor attempts. Every code check first takes an attempt, so parallel guesses
- * cannot get more than MAX_CODE_ATTEMPTS checks in one scope. Every wrong code goes through
- * `recordWrongCode`, which is the one place where account-level lockout will count them too.
+ * cannot get more than MAX_CODE_ATTEMPTS checks in one scope. The account-wide lock counts
+ * sign-in codes and account-page checks on top of this, through `runCheckedStep`.
  */
 export class CodeAttempts {
   readonly #counter: AttemptCounter;
@@ -46,6 +46,10 @@ export class CodeAttempts {
     await this.#counter.reset(`code:${scope}`);
   }
 
+  /**
+   * Logs a wrong code that does not count toward the account's lock: the confirmation code of a
+   * new authenticator on the account page, whose secret only that session knows.
+   */
   async recordWrongCode(event: WrongCodeEvent): Promise<void> {
     this.#logger.info(
       {
@@ -59,7 +63,5 @@ export class CodeAttempts {
       },
       'second factor failed',
     );
-    // TODO: count toward the per-account and per-IP lockout and write the audit event once
-    // those exist; callers already route every wrong code through here.
   }
 }
