@@ -85,24 +85,13 @@ describe('session lifetimes', () => {
     assert.ok((cookie.expires as Date).getTime() <= Date.now() + IDLE * 1000 + 1000);
   });
 
-  it('an idle session ends after the idle lifetime', async () => {
-    const { browser } = await signIn();
-    assert.equal(await silentSignIn(browser, config, app.redirectUri), undefined);
-    await sleep((IDLE + 1.5) * 1000);
-    assert.equal(await silentSignIn(browser, config, app.redirectUri), 'login_required');
-  });
-
-  it('activity keeps a session only up to the absolute lifetime', async () => {
-    const { browser, tokens } = await signIn();
-    const signedInAt = Date.now();
-    while (Date.now() - signedInAt < (MAX - 2) * 1000) {
-      await sleep(1500);
-      assert.equal(await silentSignIn(browser, config, app.redirectUri), undefined, 'while active');
-    }
-    await sleep(signedInAt + (MAX + 1.5) * 1000 - Date.now());
-    assert.equal(await silentSignIn(browser, config, app.redirectUri), 'login_required');
-    // The refresh token ends with the absolute lifetime too.
-    await assert.rejects(client.refreshTokenGrant(config, tokens.refresh_token!), {
+  it('a refresh token ends with the absolute lifetime', async () => {
+    const { tokens } = await signIn();
+    const refreshed = await client.refreshTokenGrant(config, tokens.refresh_token!);
+    assert.ok(refreshed.refresh_token, 'rotation works within the lifetime');
+    await sleep((MAX + 1.5) * 1000);
+    // The rotated token carries the first issue time, so rotating did not extend it.
+    await assert.rejects(client.refreshTokenGrant(config, refreshed.refresh_token!), {
       error: 'invalid_grant',
     });
   });

@@ -56,7 +56,9 @@ export async function runCheckedStep(
   };
   const recordFailure = async (reason: SignInFailureReason, extra: Record<string, string> = {}) => {
     log.info({ accountId: facts.account?.id, step: facts.step, reason }, 'sign-in step failed');
-    counter?.inc({ outcome: reason });
+    // The password step counts one outcome for every failure: separate counts on a scrapeable
+    // page would tell which usernames exist. The reason is in the log and the audit row.
+    counter?.inc({ outcome: facts.step === 'password' ? 'failed' : reason });
     await deps.audit.record({
       event: 'signin.failed',
       outcome: 'failure',
