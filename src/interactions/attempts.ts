@@ -6,7 +6,7 @@ import type { InteractionDeps } from './context.ts';
 
 /** One checked sign-in step: who it is for and where it came from. */
 export interface StepFacts {
-  /** `account_page`: the current password and code that the account page asks before a change. */
+  /** `account_page`: the current password and code that the account page requests before a change. */
   step: 'password' | 'code' | 'account_page';
   /** Name that identifies the account to the limiter: the typed username, or the account's own. */
   username: string;
@@ -16,7 +16,7 @@ export interface StepFacts {
   interaction: string;
 }
 
-/** What a checked step needs: the limiter, the audit log, the log and the optional metrics. */
+/** Dependencies of a checked step: the limiter, the audit log, the log and optional metrics. */
 export type StepDeps = Pick<InteractionDeps, 'audit' | 'rateLimiter' | 'logger' | 'metrics'>;
 
 const REJECTION_REASON: Record<GateDecision, SignInFailureReason | undefined> = {

@@ -39,7 +39,7 @@ export function auditLogout(audit: AuditLog, logger: Logger) {
   };
 }
 
-/** Why idp ended all of a user's sessions, as recorded in `detail.cause` of `session.ended`. */
+/** Cause of ending all of a user's sessions, as recorded in `detail.cause` of `session.ended`. */
 export type RevocationCause =
   'password_changed' | 'mfa_reset' | 'authenticator_changed' | 'disabled' | 'too_many_failures';
 
@@ -59,7 +59,7 @@ export interface SessionEnding {
   keepSessionId?: string;
   /** Request facts of the change, when a browser made it. */
   facts?: Pick<AuditEntry, 'ip' | 'userAgent' | 'requestId'>;
-  /** Who made the change from the command line. */
+  /** Actor of a change made from the command line. */
   actor?: string;
 }
 
@@ -67,7 +67,7 @@ interface LogoutCapable {
   backchannelLogout(sub: string, sid: string): Promise<void>;
 }
 
-/** Lists the apps of ended sessions that were told the session's id (sid), once each. */
+/** Lists the apps of ended sessions that received the session's id (sid), once each. */
 function logoutNotices(sessions: AdapterPayload[]): { clientId: string; sid: string }[] {
   const notices = new Map<string, { clientId: string; sid: string }>();
   for (const session of sessions) {
@@ -82,9 +82,9 @@ function logoutNotices(sessions: AdapterPayload[]): { clientId: string; sid: str
 
 /**
  * Ends every session, grant and refresh token of an account in the shared store, so every node
- * sees it at once. Then it posts a back-channel logout token to each app of those sessions that
- * registered a URI, and records one `session.ended` event. Returns how many sessions and grants
- * were deleted.
+ * reads the change at once. Then it posts a back-channel logout token to each app of those
+ * sessions that registered a URI, and records one `session.ended` event. Returns how many
+ * sessions and grants were deleted.
  */
 export async function endAccountSessions(
   deps: SessionEndingDeps,
