@@ -33,6 +33,12 @@ const port = z.coerce
   .min(1, { error: 'must be a port number from 1 to 65535' })
   .max(65535, { error: 'must be a port number from 1 to 65535' });
 
+const count = (least: number) =>
+  z.coerce
+    .number({ error: 'must be a whole number' })
+    .int({ error: 'must be a whole number' })
+    .min(least, { error: `must be a whole number of at least ${least}` });
+
 const trustProxy = z.string().transform((text, ctx) => {
   const value = text.trim().toLowerCase();
   if (value === 'false' || value === '') return false as const;
@@ -233,6 +239,21 @@ export const configSchema = z.object({
     .describe(
       'Absolute session lifetime: a session ends this long after sign-in however much it is used. A duration such as 8h.',
     ),
+  IDP_LOCKOUT_THRESHOLD: count(2)
+    .default(10)
+    .describe(
+      'Failed passwords or codes of one account within 15 minutes that lock it; from half as many, each attempt waits a doubling delay (1 s, 2 s, ... up to 16 s). An address with no recent failures still gets one attempt every 15 s on a locked account, so an attacker cannot keep its owner out.',
+    ),
+  IDP_LOCKOUT_DURATION: duration
+    .prefault('15m')
+    .describe(
+      'How long a lock lasts. It always ends by itself, and attempts during it do not make it longer; `idp users unlock` ends it at once.',
+    ),
+  IDP_ADDRESS_FAILURE_LIMIT: count(1)
+    .default(50)
+    .describe(
+      'Failed passwords or codes from one client address within 15 minutes after which that address is rejected for 15 minutes. Attempts count from the moment they start, so as many sign-ins in progress at once count too; raise it for many users behind one address.',
+    ),
   IDP_METRICS_PORT: port
     .optional()
     .describe(
@@ -286,6 +307,7 @@ export interface Config {
   totpIssuer: string;
   sessionIdleSeconds: number;
   sessionMaxSeconds: number;
+  lockout: { threshold: number; durationSeconds: number; addressLimit: number };
   metricsPort?: number;
   keyActivationDelaySeconds: number;
   shutdownTimeoutSeconds: number;
@@ -425,6 +447,11 @@ export function loadConfig(
     totpIssuer: parsed.IDP_TOTP_ISSUER ?? parsed.IDP_PRODUCT_NAME ?? issuer.host,
     sessionIdleSeconds: parsed.IDP_SESSION_IDLE,
     sessionMaxSeconds: parsed.IDP_SESSION_MAX,
+    lockout: {
+      threshold: parsed.IDP_LOCKOUT_THRESHOLD,
+      durationSeconds: parsed.IDP_LOCKOUT_DURATION,
+      addressLimit: parsed.IDP_ADDRESS_FAILURE_LIMIT,
+    },
     metricsPort: parsed.IDP_METRICS_PORT,
     keyActivationDelaySeconds: parsed.IDP_KEY_ACTIVATION_DELAY,
     shutdownTimeoutSeconds: parsed.IDP_SHUTDOWN_TIMEOUT,

@@ -16,7 +16,7 @@ import { createFindAccount } from './oidc/account.ts';
 import { KEY_RELOAD_SECONDS, keysChannel, SigningKeyring } from './oidc/keyring.ts';
 import { ensureSigningKeys } from './oidc/keys.ts';
 import { createProvider, type ProviderOptions } from './oidc/provider.ts';
-import type { LockoutPolicy } from './security/rate-limit.ts';
+import { type LockoutPolicy, lockoutPolicyOf } from './security/rate-limit.ts';
 import { configureApp, type Readiness } from './server/app.ts';
 import {
   countProviderEvents,
@@ -158,7 +158,10 @@ export async function startServer(
       redis: services.redis,
       monitor: services.monitor,
     });
-    const signIn = createSignIn(services, logger, redisPrefix, options.lockoutPolicy);
+    const signIn = createSignIn(services, logger, redisPrefix, {
+      ...lockoutPolicyOf(config),
+      ...options.lockoutPolicy,
+    });
     const findAccount = guardFindAccount(createFindAccount(services.accounts));
     let draining = false;
 

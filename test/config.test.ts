@@ -147,6 +147,29 @@ describe('loadConfig', () => {
     assert.deepEqual(problems, ['IDP_SESSION_IDLE must not be longer than IDP_SESSION_MAX']);
   });
 
+  it('lockout settings: defaults, values and problems', () => {
+    assert.deepEqual(loadConfig({}).lockout, {
+      threshold: 10,
+      durationSeconds: 900,
+      addressLimit: 50,
+    });
+    const set = loadConfig({
+      IDP_LOCKOUT_THRESHOLD: '6',
+      IDP_LOCKOUT_DURATION: '1h',
+      IDP_ADDRESS_FAILURE_LIMIT: '500',
+    });
+    assert.deepEqual(set.lockout, { threshold: 6, durationSeconds: 3600, addressLimit: 500 });
+    const problems = problemsOf({
+      IDP_LOCKOUT_THRESHOLD: '1',
+      IDP_LOCKOUT_DURATION: 'a while',
+      IDP_ADDRESS_FAILURE_LIMIT: 'many',
+    });
+    assert.equal(problems.length, 3, problems.join('\n'));
+    assert.match(problems[0] ?? '', /^IDP_LOCKOUT_THRESHOLD must be a whole number of at least 2/);
+    assert.match(problems[1] ?? '', /^IDP_LOCKOUT_DURATION must be a duration/);
+    assert.match(problems[2] ?? '', /^IDP_ADDRESS_FAILURE_LIMIT must be a whole number/);
+  });
+
   it('X_FILE variables read the value from a file', () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'idp-config-'));
     const keyFile = path.join(dir, 'encryption-key');

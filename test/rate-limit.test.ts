@@ -8,6 +8,7 @@ import { DependencyMonitor } from '../src/server/outages.ts';
 import {
   DEFAULT_LOCKOUT_POLICY,
   type LockoutPolicy,
+  lockoutPolicyOf,
   MemoryRateLimiter,
   type RateLimiter,
   RedisRateLimiter,
@@ -202,5 +203,22 @@ describe('rate limiter during a Redis outage', () => {
       redis.disconnect();
       await own.destroy();
     }
+  });
+});
+
+describe('lockout policy from the configuration', () => {
+  it('sets the lock, the delays and the address limit', () => {
+    const policy = lockoutPolicyOf({
+      lockout: { threshold: 6, durationSeconds: 3600, addressLimit: 500 },
+    });
+    assert.deepEqual(
+      [policy.lockAfter, policy.delayAfter, policy.lockMs, policy.ipLimit],
+      [6, 3, 3_600_000, 500],
+    );
+    assert.equal(policy.windowMs, DEFAULT_LOCKOUT_POLICY.windowMs);
+    const defaults = lockoutPolicyOf({
+      lockout: { threshold: 10, durationSeconds: 900, addressLimit: 50 },
+    });
+    assert.deepEqual(defaults, DEFAULT_LOCKOUT_POLICY);
   });
 });

@@ -42,6 +42,21 @@ export const DEFAULT_LOCKOUT_POLICY: LockoutPolicy = {
   bypassIntervalMs: 15_000,
 };
 
+/** Returns the policy that the configuration sets, with the fixed delays, window and interval. */
+export function lockoutPolicyOf(config: {
+  lockout: { threshold: number; durationSeconds: number; addressLimit: number };
+}): LockoutPolicy {
+  const { threshold, durationSeconds, addressLimit } = config.lockout;
+
+  return {
+    ...DEFAULT_LOCKOUT_POLICY,
+    lockAfter: threshold,
+    delayAfter: Math.ceil(threshold / 2),
+    lockMs: durationSeconds * 1000,
+    ipLimit: addressLimit,
+  };
+}
+
 /**
  * Decision of the limiter on one attempt. For `proceed` and `bypass`, wait `waitMs` and then check
  * the password or code. For the others, reject the attempt without checking.
