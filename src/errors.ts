@@ -23,7 +23,7 @@ const statusByCode: Record<AppErrorCode, number> = {
 
 /**
  * An error whose message is written for the person who caused it, so it may be shown to them.
- * Any other error is logged and answered with a generic message.
+ * Any other error is logged, and the response carries a generic message.
  */
 export class AppError extends Error {
   readonly code: AppErrorCode;

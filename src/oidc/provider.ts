@@ -58,8 +58,8 @@ function interactionPolicyWithSecondFactor(
       ? interactionPolicy.Check.REQUEST_PROMPT
       : interactionPolicy.Check.NO_NEED_TO_PROMPT;
   };
-  // A session whose account was disabled or deleted must sign in again; without this check the
-  // session passes the login prompt and the consent prompt fails on the missing grant.
+  // A session whose account was disabled or deleted must sign in again. Without this check the
+  // session passes the login prompt, and the consent prompt fails on the missing grant.
   const accountGone = (ctx: KoaContextWithOIDC) =>
     Promise.resolve(
       ctx.oidc.session?.accountId && !ctx.oidc.account

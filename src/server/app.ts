@@ -44,7 +44,7 @@ function securityHeaders() {
     }).then(next);
 }
 
-/** Whether each dependency answered the readiness check; redis is absent without REDIS_URL. */
+/** Result of the readiness check per dependency; `redis` is absent without REDIS_URL. */
 export interface Readiness {
   database: boolean;
   redis?: boolean;
@@ -59,13 +59,13 @@ export interface AppDeps extends InteractionDeps, AccountPageDeps {
   serveMetrics: boolean;
   /** True once shutdown has begun: not ready, and connections close after their response. */
   isDraining: () => boolean;
-  /** Asks the connections that readiness depends on whether they answer. */
+  /** Checks whether the connections that readiness depends on respond. */
   checkReady: () => Promise<Readiness>;
 }
 
 const DEPENDENCY_NAMES = { database: 'Postgres', redis: 'Redis' } as const;
 
-/** Answers /readyz: 200 when Postgres and Redis answer, else 503 naming those that do not. */
+/** Handles /readyz: 200 when Postgres and Redis respond, else 503 naming those that do not. */
 async function readiness(ctx: Context, deps: AppDeps): Promise<void> {
   ctx.set('cache-control', 'no-store');
   if (deps.isDraining()) {

@@ -16,7 +16,7 @@ export const GRANTABLE_MODELS: ReadonlySet<string> = new Set([
 // and grant of one user can be ended at once (after a password change or a 2FA reset).
 export const ACCOUNT_MODELS: ReadonlySet<string> = new Set(['Session', 'Grant']);
 
-/** What revokeAccount deleted. */
+/** Records that revokeAccount deleted. */
 export interface EndedSessions {
   /** How many sessions and grants were deleted. */
   ended: number;
