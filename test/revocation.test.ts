@@ -10,7 +10,7 @@ import {
   startLogoutReceiver,
   verifyLogoutToken,
 } from './support/logout-receiver.ts';
-import { discoverRp, signInAndExchange, startAuthorization } from './support/rp.ts';
+import { assertSessionEnded, discoverRp, signInAndExchange } from './support/rp.ts';
 
 type TestClient = Awaited<ReturnType<typeof createTestClient>>;
 
@@ -67,16 +67,10 @@ describe('ending all of a user’s sessions', () => {
   }
 
   /** Checks that a session and its tokens no longer work anywhere. */
-  async function assertEnded(session: Awaited<ReturnType<typeof signInEverywhere>>[number]) {
+  function assertEnded(session: Awaited<ReturnType<typeof signInEverywhere>>[number]) {
     const { app, config, browser, tokens } = session;
-    const silent = await startAuthorization(config, app.redirectUri, { prompt: 'none' });
-    const answer = await browser.request(silent.url.href);
-    assert.equal(new URL(answer.location!).searchParams.get('error'), 'login_required');
-    await assert.rejects(client.refreshTokenGrant(config, tokens.refresh_token!), {
-      error: 'invalid_grant',
-    });
-    const introspected = await client.tokenIntrospection(config, tokens.access_token);
-    assert.equal(introspected.active, false);
+
+    return assertSessionEnded(config, browser, app.redirectUri, tokens);
   }
 
   /** Checks the logout tokens that arrived since `from`: one per session, each valid. */

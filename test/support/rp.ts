@@ -1,3 +1,4 @@
+import assert from 'node:assert/strict';
 import * as client from 'openid-client';
 import { fetch } from 'undici';
 import type { TestBrowser } from './browser.ts';
@@ -111,4 +112,27 @@ export async function signInAndExchange(
   });
 
   return { start, callback, tokens };
+}
+
+/**
+ * Asserts that an app's session at idp has ended: a silent authorization in its browser returns
+ * `login_required`, the refresh token is rejected with `invalid_grant`, and the access token is
+ * inactive at introspection.
+ */
+export async function assertSessionEnded(
+  config: client.Configuration,
+  browser: TestBrowser,
+  redirectUri: string,
+  tokens: Pick<client.TokenEndpointResponse, 'access_token' | 'refresh_token'>,
+): Promise<void> {
+  const silent = await startAuthorization(config, redirectUri, { prompt: 'none' });
+  const answer = await browser.request(silent.url.href);
+  assert.ok(answer.location, `no redirect: ${answer.status} ${answer.body.slice(0, 200)}`);
+  assert.equal(new URL(answer.location).searchParams.get('error'), 'login_required');
+  assert.ok(tokens.refresh_token, 'the app got no refresh token');
+  await assert.rejects(client.refreshTokenGrant(config, tokens.refresh_token), {
+    error: 'invalid_grant',
+  });
+  const introspected = await client.tokenIntrospection(config, tokens.access_token);
+  assert.equal(introspected.active, false, 'the access token is still active');
 }
