@@ -6,6 +6,7 @@ import type { CodeAttempts } from '../mfa/attempts.ts';
 import type { SecondFactorMethod, SecondFactorPolicy } from '../mfa/policy.ts';
 import type { ShortLivedStore } from '../mfa/state.ts';
 import type { MfaStore } from '../mfa/store.ts';
+import type { SessionStoreAdapter } from '../oidc/adapters/redis.ts';
 import type { Encryptor } from '../security/encryption.ts';
 import type { AuditLog } from '../security/audit.ts';
 import type { RateLimiter } from '../security/rate-limit.ts';
@@ -44,6 +45,8 @@ export interface InteractionDeps {
   encryptor: Encryptor;
   /** Label shown in authenticator apps (IDP_TOTP_ISSUER). */
   totpIssuer: string;
+  /** The session adapter class, to end the user's other sessions after an enrolment. */
+  sessions: SessionStoreAdapter;
   audit: AuditLog;
   rateLimiter: RateLimiter;
 }

@@ -5,6 +5,7 @@ import { enrolmentView, openPendingSecret, sealPendingSecret } from '../mfa/enro
 import { ACR_MFA, ACR_PASSWORD, AMR, type SecondFactorMethod } from '../mfa/policy.ts';
 import { generateSecret, matchingSteps, normaliseTotpCode } from '../mfa/totp.ts';
 import { SECOND_FACTOR_CHECK } from '../oidc/provider.ts';
+import { endAccountSessions } from '../oidc/sessions.ts';
 import { formField } from '../server/forms.ts';
 import { type AuditDetail, type AuditEventName, requestFacts } from '../security/audit.ts';
 import { en } from '../views/messages/en.ts';
@@ -422,6 +423,31 @@ export async function submitRecoveryCode(
   });
 }
 
+/**
+ * Ends the account's sessions, grants and refresh tokens in other browsers after an enrolment, so
+ * a session opened with the password alone does not outlive the new authenticator. This browser's
+ * session stays when it is signed in as the same account, because this browser has just shown the
+ * password and a code of the new authenticator. oidc-provider 9 also rejects the end of a sign-in
+ * whose interaction began in a session that is gone.
+ */
+async function endOtherSessions(ctx: Context, deps: InteractionDeps, account: Account) {
+  const current = await deps.provider.Session.get(ctx);
+  await endAccountSessions(
+    {
+      sessions: deps.sessions,
+      provider: () => Promise.resolve(deps.provider),
+      audit: deps.audit,
+      logger: deps.logger,
+    },
+    {
+      account,
+      cause: 'authenticator_changed',
+      keepSessionId: current.accountId === account.id ? current.jti : undefined,
+      facts: requestFacts(ctx),
+    },
+  );
+}
+
 export async function submitEnrolment(
   ctx: Context,
   deps: InteractionDeps,
@@ -448,6 +474,7 @@ export async function submitEnrolment(
         replaced: false,
       });
       logFor(ctx, deps, details).info({ accountId: step.accountId }, 'TOTP enrolled');
+      await endOtherSessions(ctx, deps, account);
       const passed: LoginStep = { accountId: step.accountId, stage: 'passed', method: 'totp' };
       await deps.loginSteps.save(details.uid, passed, remaining(details));
       renderPassedPage(ctx, details, passed, codes);
