@@ -5,6 +5,7 @@ import { after, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
 import type { AdapterPayload } from 'oidc-provider';
 import { createMemoryAdapter } from '../src/oidc/adapters/memory.ts';
+import { withReadAhead } from '../src/oidc/adapters/read-ahead.ts';
 import { createRedisAdapter, type SessionStoreAdapter } from '../src/oidc/adapters/redis.ts';
 
 const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -430,6 +431,37 @@ const contract: Contract = {
     assert.ok(found.consumed > 1, `consumed is ${found.consumed}`);
   },
 
+  async "finds a token's grant in one request"({ Adapter }) {
+    const [tokens, grants] = [new Adapter('AccessToken'), new Adapter('Grant')];
+    const [tokenId, grantId] = [id(), id()];
+    await grants.upsert(grantId, { accountId: 'alice', clientId: 'client-1' }, 60);
+    await tokens.upsert(tokenId, token({ grantId }), 60);
+
+    await withReadAhead(async () => {
+      assert.equal((await tokens.find(tokenId))?.grantId, grantId);
+      assert.equal((await grants.find(grantId))?.accountId, 'alice');
+      assert.equal((await grants.find(grantId))?.accountId, 'alice', 'found again');
+    });
+  },
+
+  async 'rereads a changed or revoked grant'({ Adapter }) {
+    const [tokens, grants] = [new Adapter('AccessToken'), new Adapter('Grant')];
+    const [tokenId, grantId] = [id(), id()];
+    await grants.upsert(grantId, { accountId: 'alice', clientId: 'client-1' }, 60);
+    await tokens.upsert(tokenId, token({ grantId }), 60);
+
+    await withReadAhead(async () => {
+      await tokens.find(tokenId);
+      await grants.upsert(grantId, { accountId: 'alice', clientId: 'client-2' }, 60);
+      assert.equal((await grants.find(grantId))?.clientId, 'client-2');
+    });
+    await withReadAhead(async () => {
+      await tokens.find(tokenId);
+      await grants.destroy(grantId);
+      assert.equal(await grants.find(grantId), undefined);
+    });
+  },
+
   async 'Client model is rejected'({ Adapter }) {
     assert.throws(() => new Adapter('Client'), /Client/);
   },
@@ -442,6 +474,67 @@ for (const backend of [redisBackend, memoryBackend]) {
     }
   });
 }
+
+describe('redis adapter read-ahead', () => {
+  const open = async () => {
+    const redis = await connectRedis();
+    const prefix = `${RUN_PREFIX}${++storeCount}:`;
+    const Adapter = createRedisAdapter(redis, prefix);
+
+    return {
+      redis,
+      tokens: new Adapter('AccessToken'),
+      grants: new Adapter('Grant'),
+      grantKey: (grantId: string) => `${prefix}oidc:Grant:${grantId}`,
+    };
+  };
+
+  it('reads token and grant together', async () => {
+    const { redis, tokens, grants, grantKey } = await open();
+    const [tokenId, grantId] = [id(), id()];
+    await grants.upsert(grantId, { accountId: 'alice', clientId: 'client-1' }, 60);
+    await tokens.upsert(tokenId, token({ grantId }), 60);
+
+    await withReadAhead(async () => {
+      await tokens.find(tokenId);
+      // Deleted behind the adapter's back: the lookup right after the token still sees the grant
+      // as it was when the token was read, and the one after that reads Redis again.
+      await redis.del(grantKey(grantId));
+      assert.equal((await grants.find(grantId))?.accountId, 'alice');
+      assert.equal(await grants.find(grantId), undefined);
+    });
+    assert.equal(await grants.find(grantId), undefined, 'outside a request nothing is kept');
+  });
+
+  it('does not read ahead outside a request', async () => {
+    const { redis, tokens, grants, grantKey } = await open();
+    const [tokenId, grantId] = [id(), id()];
+    await grants.upsert(grantId, { accountId: 'alice', clientId: 'client-1' }, 60);
+    await tokens.upsert(tokenId, token({ grantId }), 60);
+    await tokens.find(tokenId);
+    await redis.del(grantKey(grantId));
+
+    await withReadAhead(async () => {
+      assert.equal(await grants.find(grantId), undefined);
+    });
+  });
+
+  it('ignores a nested grantId', async () => {
+    const { redis, tokens, grants, grantKey } = await open();
+    const [tokenId, grantId, decoy] = [id(), id(), id()];
+    await grants.upsert(decoy, { accountId: 'mallory', clientId: 'client-1' }, 60);
+    await grants.upsert(grantId, { accountId: 'alice', clientId: 'client-1' }, 60);
+    // The nested member comes first in the JSON text, where the script looks.
+    await tokens.upsert(tokenId, token({ extra: { grantId: decoy }, grantId }), 60);
+
+    await withReadAhead(async () => {
+      assert.equal((await tokens.find(tokenId))?.grantId, grantId);
+      await redis.del(grantKey(decoy));
+      assert.equal(await grants.find(decoy), undefined, 'the decoy was not kept');
+      assert.equal((await grants.find(grantId))?.accountId, 'alice');
+    });
+  });
+});
 
 after(async () => {
   const redis = await redisClient?.catch(() => undefined);

@@ -9,6 +9,7 @@ import { type Config, LOGO_TYPES } from '../config.ts';
 import { createInteractionRouter } from '../interactions/routes.ts';
 import type { InteractionDeps } from '../interactions/context.ts';
 import type { Logger } from '../logger.ts';
+import { withReadAhead } from '../oidc/adapters/read-ahead.ts';
 import { auditLogout } from '../oidc/sessions.ts';
 import { type Branding, idleScript, stylesheet } from '../views/render.ts';
 import { type Metrics, renderMetrics, requestTiming } from './metrics.ts';
@@ -110,6 +111,7 @@ export function configureApp(deps: AppDeps): Provider {
   // Koa reads the scheme and host from X-Forwarded-* only with `proxy` on; forwardedHeaders
   // replaces those headers with the issuer's on every request.
   provider.proxy = true;
+  provider.use((_ctx, next) => withReadAhead(next));
   provider.use(forwardedHeaders(config.issuer, config.trustProxy));
   provider.use(requestLogging(logger));
   provider.use(requestTiming(deps.metrics));

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { Adapter, AdapterConstructor, AdapterPayload } from 'oidc-provider';
+import { readAhead } from './read-ahead.ts';
 
 // Models whose records carry a grantId and are deleted when the grant is revoked.
 export const GRANTABLE_MODELS: ReadonlySet<string> = new Set([
@@ -35,6 +36,14 @@ export interface SessionStoreAdapter extends AdapterConstructor {
    */
   revokeByAccountId(accountId: string, options?: { keepSessionId?: string }): Promise<number>;
 }
+
+// Models looked up by a token value at the start of a request, whose Grant oidc-provider looks up
+// right after. Their find reads the record and its Grant in one round trip.
+const GRANT_READ_AHEAD_MODELS: ReadonlySet<string> = new Set([
+  'AccessToken',
+  'AuthorizationCode',
+  'RefreshToken',
+]);
 
 /*
  * Key layout, all under `${prefix}oidc:`:
@@ -177,6 +186,17 @@ if not id then return false end
 return redis.call('GET', ARGV[1] .. id)
 `);
 
+// KEYS[1] record key, ARGV[1] key base. Returns the record, then, when the record names a grant,
+// the grant id and the Grant record (nil when missing). The id is matched in the JSON text, and the
+// caller checks it against the parsed record, so a nested "grantId" member cannot mislead it.
+const FIND_WITH_GRANT = lua(`
+local raw = redis.call('GET', KEYS[1])
+if not raw then return false end
+local grantId = string.match(raw, '"grantId":"([^"]+)"')
+if not grantId then return {raw} end
+return {raw, grantId, redis.call('GET', ARGV[1] .. 'Grant:' .. grantId)}
+`);
+
 async function run(redis: Redis, script: LuaScript, keys: string[], args: string[]) {
   try {
     return await redis.evalsha(script.sha, keys.length, ...keys, ...args);
@@ -241,6 +261,7 @@ export function createRedisAdapter(redis: Redis, prefix: string): SessionStoreAd
     }
 
     async upsert(id: string, payload: AdapterPayload, expiresIn?: number): Promise<void> {
+      if (this.model === 'Grant') readAhead.getStore()?.delete(id);
       const key = this.#key(id);
       const json = JSON.stringify(payload);
       const ms = ttlMs(expiresIn);
@@ -278,7 +299,25 @@ export function createRedisAdapter(redis: Redis, prefix: string): SessionStoreAd
     }
 
     async find(id: string): Promise<AdapterPayload | undefined> {
-      return parse(await redis.get(this.#key(id)));
+      const scope = readAhead.getStore();
+      if (scope && this.model === 'Grant' && scope.has(id)) {
+        // Taken once: a later lookup in the same request reads Redis again.
+        const raw = scope.get(id);
+        scope.delete(id);
+
+        return parse(raw);
+      }
+      if (!scope || !GRANT_READ_AHEAD_MODELS.has(this.model)) {
+        return parse(await redis.get(this.#key(id)));
+      }
+      const reply = (await run(redis, FIND_WITH_GRANT, [this.#key(id)], [base])) as
+        [string, string?, (string | null)?] | null;
+      if (!reply) return undefined;
+      const [raw, grantId, grant] = reply;
+      const payload = parse(raw);
+      if (grantId !== undefined && payload?.grantId === grantId) scope.set(grantId, grant ?? null);
+
+      return payload;
     }
 
     async findByUid(uid: string): Promise<AdapterPayload | undefined> {
@@ -299,10 +338,12 @@ export function createRedisAdapter(redis: Redis, prefix: string): SessionStoreAd
     }
 
     async destroy(id: string): Promise<void> {
+      if (this.model === 'Grant') readAhead.getStore()?.delete(id);
       await run(redis, DESTROY, [this.#key(id)], [base]);
     }
 
     async revokeByGrantId(grantId: string): Promise<void> {
+      readAhead.getStore()?.delete(grantId);
       await run(redis, REVOKE, [`${base}grant:${grantId}`], [base]);
     }
 
