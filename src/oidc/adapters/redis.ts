@@ -197,6 +197,35 @@ if not grantId then return {raw} end
 return {raw, grantId, redis.call('GET', ARGV[1] .. 'Grant:' .. grantId)}
 `);
 
+// KEYS[1] record key. ARGV[1] payload JSON, ARGV[2] lifetime in ms or '' for none, ARGV[3] record
+// id, ARGV[4] uid index key, ARGV[5] userCode index key, ARGV[6] grant index key, ARGV[7] account
+// index key. An index key is '' when the record has no such entry. One script costs the server
+// and the client less than a MULTI of up to ten commands.
+// An index set must live as long as its longest-lived member: PEXPIRE NX sets the TTL of a new
+// set and GT only lengthens an existing one.
+const UPSERT = lua(`
+local ms = ARGV[2]
+local function put(key, value)
+  if ms == '' then redis.call('SET', key, value) else redis.call('SET', key, value, 'PX', ms) end
+end
+local function index(setKey)
+  if setKey == '' then return end
+  redis.call('SADD', setKey, KEYS[1])
+  if ms == '' then
+    redis.call('PERSIST', setKey)
+  else
+    redis.call('PEXPIRE', setKey, ms, 'NX')
+    redis.call('PEXPIRE', setKey, ms, 'GT')
+  end
+end
+put(KEYS[1], ARGV[1])
+if ARGV[4] ~= '' then put(ARGV[4], ARGV[3]) end
+if ARGV[5] ~= '' then put(ARGV[5], ARGV[3]) end
+index(ARGV[6])
+index(ARGV[7])
+return 1
+`);
+
 async function run(redis: Redis, script: LuaScript, keys: string[], args: string[]) {
   try {
     return await redis.evalsha(script.sha, keys.length, ...keys, ...args);
@@ -218,20 +247,6 @@ function parse(raw: unknown): AdapterPayload | undefined {
 function ttlMs(expiresIn: number | undefined): number | undefined {
   if (typeof expiresIn !== 'number' || !Number.isFinite(expiresIn)) return undefined;
   return Math.max(1, Math.round(expiresIn * 1000));
-}
-
-type Multi = ReturnType<Redis['multi']>;
-
-// Adds a record key to an index set that must live as long as its longest-lived member.
-function addToIndex(tx: Multi, setKey: string, member: string, ms: number | undefined): void {
-  tx.sadd(setKey, member);
-  if (ms === undefined) {
-    tx.persist(setKey);
-  } else {
-    // NX sets the TTL of a new set and GT only lengthens an existing one.
-    tx.pexpire(setKey, ms, 'NX');
-    tx.pexpire(setKey, ms, 'GT');
-  }
 }
 
 export function createRedisAdapter(redis: Redis, prefix: string): SessionStoreAdapter {
@@ -270,32 +285,28 @@ export function createRedisAdapter(redis: Redis, prefix: string): SessionStoreAd
       const grantId = GRANTABLE_MODELS.has(this.model) ? payload.grantId : undefined;
       const accountId = ACCOUNT_MODELS.has(this.model) ? payload.accountId : undefined;
 
-      // Models without an index entry skip MULTI/EXEC and send a plain SET.
+      // Models without an index entry skip the script and send a plain SET.
       if (!uid && !userCode && !grantId && !accountId) {
         await (ms === undefined ? redis.set(key, json) : redis.set(key, json, 'PX', ms));
         return;
       }
 
-      const tx = redis.multi();
-      if (ms === undefined) tx.set(key, json);
-      else tx.set(key, json, 'PX', ms);
-      if (uid) {
-        const uidKey = `${base}uid:${this.model}:${uid}`;
-        if (ms === undefined) tx.set(uidKey, id);
-        else tx.set(uidKey, id, 'PX', ms);
-      }
-      if (userCode) {
-        const codeKey = `${base}userCode:${this.model}:${userCode}`;
-        if (ms === undefined) tx.set(codeKey, id);
-        else tx.set(codeKey, id, 'PX', ms);
-      }
       // NOTE: members of the grant and account sets stay after their record expires, until
       // destroy, revoke or the set's own TTL removes them, so a busy long-lived set keeps growing.
-      if (grantId) addToIndex(tx, `${base}grant:${grantId}`, key, ms);
-      if (accountId) addToIndex(tx, `${base}account:${accountId}`, key, ms);
-      const results = await tx.exec();
-      if (!results) throw new Error('Redis EXEC returned null: the upsert transaction was aborted');
-      for (const [err] of results) if (err) throw err;
+      await run(
+        redis,
+        UPSERT,
+        [key],
+        [
+          json,
+          ms === undefined ? '' : String(ms),
+          id,
+          uid ? `${base}uid:${this.model}:${uid}` : '',
+          userCode ? `${base}userCode:${this.model}:${userCode}` : '',
+          grantId ? `${base}grant:${grantId}` : '',
+          accountId ? `${base}account:${accountId}` : '',
+        ],
+      );
     }
 
     async find(id: string): Promise<AdapterPayload | undefined> {
