@@ -12,7 +12,7 @@ import type { Config } from './config.ts';
 import { shareEmbeddedDatabase } from './db/database.ts';
 import { createSubscriber } from './db/redis.ts';
 import type { Logger } from './logger.ts';
-import { createFindAccount } from './oidc/account.ts';
+import { ACCOUNT_CACHE_SECONDS, createFindAccount } from './oidc/account.ts';
 import { KEY_RELOAD_SECONDS, keysChannel, SigningKeyring } from './oidc/keyring.ts';
 import { ensureSigningKeys } from './oidc/keys.ts';
 import { createProvider, type ProviderOptions } from './oidc/provider.ts';
@@ -162,7 +162,9 @@ export async function startServer(
       ...lockoutPolicyOf(config),
       ...options.lockoutPolicy,
     });
-    const findAccount = guardFindAccount(createFindAccount(services.accounts));
+    const findAccount = guardFindAccount(
+      createFindAccount(services.accounts, { cacheSeconds: ACCOUNT_CACHE_SECONDS }),
+    );
     let draining = false;
 
     // oidc-provider takes its keys only when it is built, so a key change builds a new provider

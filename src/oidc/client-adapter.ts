@@ -1,4 +1,5 @@
 import type { Adapter, AdapterPayload } from 'oidc-provider';
+import { ShortCache } from '../short-cache.ts';
 import type { ClientStore } from './clients.ts';
 
 /**
@@ -10,11 +11,6 @@ export const CLIENT_CACHE_SECONDS = 5;
 /** Maximum number of clients kept at once; the oldest entry goes first when a new one needs room. */
 const CLIENT_CACHE_SIZE = 500;
 
-interface CacheEntry {
-  expires: number;
-  metadata: Promise<AdapterPayload | undefined>;
-}
-
 /**
  * oidc-provider adapter of the Client model, read from Postgres. Clients are registered with the
  * `idp clients` commands, so every write method rejects.
@@ -24,38 +20,18 @@ interface CacheEntry {
  */
 export class ClientAdapter implements Adapter {
   readonly #clients: ClientStore;
-  readonly #cache = new Map<string, CacheEntry>();
-  readonly #now: () => number;
+  readonly #cache: ShortCache<AdapterPayload>;
 
   constructor(clients: ClientStore, now: () => number = Date.now) {
     this.#clients = clients;
-    this.#now = now;
+    this.#cache = new ShortCache({ seconds: CLIENT_CACHE_SECONDS, size: CLIENT_CACHE_SIZE, now });
   }
 
   find(id: string): Promise<AdapterPayload | undefined> {
-    const now = this.#now();
-    const cached = this.#cache.get(id);
-    if (cached && cached.expires > now) return cached.metadata;
-
-    const metadata = this.#clients.findMetadata(id) as Promise<AdapterPayload | undefined>;
-    const entry = { expires: now + CLIENT_CACHE_SECONDS * 1000, metadata };
-    this.#cache.delete(id);
-    this.#cache.set(id, entry);
-    if (this.#cache.size > CLIENT_CACHE_SIZE) {
-      this.#cache.delete(this.#cache.keys().next().value as string);
-    }
-    // Only found clients stay: a client registered a moment after a miss works at once, and a
-    // failed query is retried by the next request.
-    metadata.then(
-      (found) => {
-        if (!found && this.#cache.get(id) === entry) this.#cache.delete(id);
-      },
-      () => {
-        if (this.#cache.get(id) === entry) this.#cache.delete(id);
-      },
+    return this.#cache.get(
+      id,
+      () => this.#clients.findMetadata(id) as Promise<AdapterPayload | undefined>,
     );
-
-    return metadata;
   }
 
   upsert(): Promise<void> {
