@@ -15,9 +15,18 @@ import { type Branding, idleScript, stylesheet } from '../views/render.ts';
 import { type Metrics, renderMetrics, requestTiming } from './metrics.ts';
 import { errorPages, forwardedHeaders, requestLogging } from './middleware.ts';
 
-/** Runs helmet's header middleware inside koa. */
+/**
+ * Sets helmet's security headers on every response. None of the values depends on the request, so
+ * helmet runs once at start-up against a stand-in response that records them, and each request
+ * only copies them: helmet itself would rebuild the policy strings on every request.
+ */
 function securityHeaders() {
-  const headers = helmet({
+  const headers = new Map<string, string>();
+  const recorder = {
+    setHeader: (name: string, value: string) => headers.set(name.toLowerCase(), value),
+    removeHeader: (name: string) => headers.delete(name.toLowerCase()),
+  };
+  const helmetMiddleware = helmet({
     contentSecurityPolicy: {
       directives: {
         defaultSrc: ["'self'"],
@@ -38,11 +47,23 @@ function securityHeaders() {
     referrerPolicy: { policy: 'no-referrer' },
     crossOriginEmbedderPolicy: false,
   });
+  let failure: unknown;
+  helmetMiddleware(
+    {} as Parameters<typeof helmetMiddleware>[0],
+    recorder as unknown as Parameters<typeof helmetMiddleware>[1],
+    (error?: unknown) => {
+      failure = error;
+    },
+  );
+  if (failure !== undefined || headers.size === 0) {
+    throw new Error('helmet did not produce the security headers', { cause: failure });
+  }
+  const entries = [...headers];
 
-  return (ctx: Context, next: Next): Promise<void> =>
-    new Promise<void>((resolve, reject) => {
-      headers(ctx.req, ctx.res, (error?: unknown) => (error ? reject(error) : resolve()));
-    }).then(next);
+  return async (ctx: Context, next: Next): Promise<void> => {
+    for (const [name, value] of entries) ctx.res.setHeader(name, value);
+    await next();
+  };
 }
 
 /** Result of the readiness check per dependency; `redis` is absent without REDIS_URL. */
