@@ -126,6 +126,24 @@ function loadBranding(config: Config): {
   };
 }
 
+/** Paths served by idp's own routers rather than by oidc-provider. */
+const OPS_PATHS: ReadonlySet<string> = new Set(['/healthz', '/readyz', '/metrics']);
+
+function ownsPath(path: string): boolean {
+  return (
+    OPS_PATHS.has(path) ||
+    path.startsWith('/static/') ||
+    path.startsWith('/interaction/') ||
+    path === '/account' ||
+    path.startsWith('/account/')
+  );
+}
+
+/** Runs a router only for the paths idp serves itself. */
+function ownPathsOnly<C extends Context>(routes: (ctx: C, next: Next) => unknown) {
+  return (ctx: C, next: Next): unknown => (ownsPath(ctx.path) ? routes(ctx, next) : next());
+}
+
 /** Adds idp's middleware and routes to the oidc-provider koa application. */
 export function configureApp(deps: AppDeps): Provider {
   const { provider, config, logger } = deps;
@@ -176,9 +194,11 @@ export function configureApp(deps: AppDeps): Provider {
       ctx.body = logo.data;
     });
   }
-  provider.use(ops.routes());
-  provider.use(createInteractionRouter(deps).routes());
-  provider.use(createAccountRouter(deps, config.issuer).routes());
+  // Requests for oidc-provider's endpoints skip idp's routers, whose matching would cost every
+  // token and introspection request a few microseconds for nothing.
+  provider.use(ownPathsOnly(ops.routes()));
+  provider.use(ownPathsOnly(createInteractionRouter(deps).routes()));
+  provider.use(ownPathsOnly(createAccountRouter(deps, config.issuer).routes()));
 
   return provider;
 }
