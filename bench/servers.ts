@@ -31,7 +31,7 @@ export interface Target {
    * Memory of the server process in bytes after a full garbage collection: resident, and the
    * JavaScript heap in use (idp only).
    */
-  memory(): Promise<{ rss: number; heapUsed?: number }>;
+  memory(): Promise<Partial<NodeJS.MemoryUsage> & { rss: number }>;
   /** CPU seconds the server process has used so far, user and system. */
   cpuSeconds(): Promise<number>;
 }
@@ -50,7 +50,9 @@ export interface BenchServers {
 }
 
 /** Asks a server process to collect garbage and report its memory; the baseline only has /proc. */
-async function memoryOf(child: ChildProcess): Promise<{ rss: number; heapUsed?: number }> {
+async function memoryOf(
+  child: ChildProcess,
+): Promise<Partial<NodeJS.MemoryUsage> & { rss: number }> {
   if (child.connected) {
     const reply = new Promise<NodeJS.MemoryUsage | undefined>((resolve) => {
       // A full collection after heavy load takes a while on a busy machine.
@@ -62,7 +64,7 @@ async function memoryOf(child: ChildProcess): Promise<{ rss: number; heapUsed?: 
     });
     child.send('memory');
     const usage = await reply;
-    if (usage !== undefined) return { rss: usage.rss, heapUsed: usage.heapUsed };
+    if (usage !== undefined) return usage;
   }
   const status = await readFile(`/proc/${child.pid}/status`, 'utf8');
   const kb = /^VmRSS:\s+(\d+) kB/m.exec(status)?.[1];
