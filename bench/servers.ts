@@ -184,8 +184,13 @@ export async function startServers(options: { accounts: number }): Promise<Bench
         LOG_LEVEL: process.env['BENCH_IDP_LOG_LEVEL'] ?? 'info',
       },
       idpLog,
-      // BENCH_IDP_NODE_FLAGS adds Node flags to the idp process only, to compare settings.
-      (process.env['BENCH_IDP_NODE_FLAGS'] ?? '').split(' ').filter(Boolean),
+      // The young-generation limit that `npm start` and the image set; BENCH_IDP_NODE_FLAGS adds
+      // Node flags to the idp process only, to compare settings, and a flag given twice takes
+      // its last value.
+      [
+        '--max-semi-space-size=16',
+        ...(process.env['BENCH_IDP_NODE_FLAGS'] ?? '').split(' ').filter(Boolean),
+      ],
     );
     cleanups.push(() => stopServer(idpChild));
 
