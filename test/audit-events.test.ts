@@ -207,7 +207,8 @@ describe('audit events', () => {
       assert.ok(reasons.has(reason), `no signin.failed with reason ${reason}`);
     }
     const causes = eventsNamed('session.ended').map((row) => row.detail['reason']);
-    assert.ok(causes.includes('logout') && causes.includes('revoked'));
+    assert.ok(causes.includes('logout'), `causes: ${causes.join(', ')}`);
+    assert.ok(causes.includes('revoked'), `causes: ${causes.join(', ')}`);
   });
 
   it('rows from pages carry the request facts; rows from commands the actor', () => {

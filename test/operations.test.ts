@@ -173,7 +173,8 @@ describe('signing key schedule', () => {
     );
     assert.equal(await advanceSigningKeys(database, 3600), false, 'nothing is due yet');
     const loaded = await loadSigningKeys(database, encryptor);
-    assert.ok(loaded.nextActivation && loaded.nextActivation.getTime() > Date.now() + 3500_000);
+    assert.ok(loaded.nextActivation, 'the next key has an activation time');
+    assert.ok(loaded.nextActivation.getTime() > Date.now() + 3500_000);
 
     await database.query(
       "UPDATE signing_keys SET activate_at = now() - interval '1 second' WHERE state = 'next'",

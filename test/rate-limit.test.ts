@@ -75,7 +75,8 @@ function limiterSuite(name: string, make: () => RateLimiter) {
       const delayed = waits.slice(5);
       for (const [i, wait] of delayed.entries()) {
         const expected = Math.min(POLICY.baseDelayMs * 2 ** i, POLICY.maxDelayMs);
-        assert.ok(wait >= expected - 5 && wait <= expected + 5, `wait ${wait} vs ${expected}`);
+        assert.ok(wait >= expected - 5, `wait ${wait} vs ${expected}`);
+        assert.ok(wait <= expected + 5, `wait ${wait} vs ${expected}`);
       }
       const after = await limiter.begin(user, '192.0.2.10');
       assert.equal(after.decision, 'locked');
@@ -86,7 +87,11 @@ function limiterSuite(name: string, make: () => RateLimiter) {
       for (let i = 0; i < POLICY.lockAfter; i++) await fail(limiter, user, '192.0.2.20');
       const locked = await limiter.status(user);
       assert.equal(locked.locked, true);
-      assert.ok(locked.lockRemainingMs > 0 && locked.lockRemainingMs <= POLICY.lockMs);
+      assert.ok(locked.lockRemainingMs > 0, `lock remaining ${locked.lockRemainingMs} ms`);
+      assert.ok(
+        locked.lockRemainingMs <= POLICY.lockMs,
+        `lock remaining ${locked.lockRemainingMs} ms`,
+      );
       await sleep(POLICY.lockMs / 2);
       assert.equal((await limiter.begin(user, '192.0.2.20')).decision, 'locked');
       await sleep(POLICY.lockMs / 2 + 50);
@@ -176,7 +181,8 @@ describe('rate limiter on Redis', () => {
     const longest = Math.max(POLICY.windowMs, POLICY.lockMs, POLICY.ipBlockMs);
     for (const key of keys) {
       const ttl = await testRedis.redis.pttl(key);
-      assert.ok(ttl > 0 && ttl <= longest, `${key} has TTL ${ttl}`);
+      assert.ok(ttl > 0, `${key} has TTL ${ttl}`);
+      assert.ok(ttl <= longest, `${key} has TTL ${ttl}`);
       assert.ok(!key.includes('parallel-'), `${key} holds a username`);
     }
   });

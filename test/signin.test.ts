@@ -53,7 +53,8 @@ describe('sign-in over TLS', () => {
     assert.deepEqual(discovery['code_challenge_methods_supported'], ['S256']);
     assert.deepEqual(discovery['response_types_supported'], ['code']);
     const algs = discovery['id_token_signing_alg_values_supported'] as string[];
-    assert.ok(algs.includes('RS256') && algs.includes('ES256'));
+    assert.ok(algs.includes('RS256'), `algorithms: ${algs.join(', ')}`);
+    assert.ok(algs.includes('ES256'), `algorithms: ${algs.join(', ')}`);
     assert.ok(!algs.includes('EdDSA'));
   });
 
