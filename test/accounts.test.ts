@@ -3,7 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import { hash } from '@node-rs/argon2';
 import { needsRehash, verifyPassword } from '../src/accounts/password.ts';
 import { AccountStore } from '../src/accounts/store.ts';
-import { canonicalUsername } from '../src/accounts/username.ts';
+import { canonicalUsername, usernameProblem } from '../src/accounts/username.ts';
 import { type Database, openDatabase, openMemoryDatabase } from '../src/db/database.ts';
 import { migrate } from '../src/db/migrate.ts';
 import { AppError } from '../src/errors.ts';
@@ -18,6 +18,31 @@ describe('canonicalUsername', () => {
     assert.equal(canonicalUsername('Straße'), 'strasse');
     assert.equal(canonicalUsername('ﬁnn'), 'finn');
     assert.equal(canonicalUsername('É'), canonicalUsername('e\u0301'));
+  });
+});
+
+describe('usernameProblem', () => {
+  it('rejects letters of mixed scripts', () => {
+    // The first letter is Cyrillic, the rest Latin: on screen it reads as 'alice'.
+    assert.match(usernameProblem('\u0430lice') ?? '', /mixes letters of Cyrillic and Latin/);
+    assert.match(usernameProblem('\u0391dam') ?? '', /mixes letters of Greek and Latin/);
+    assert.match(usernameProblem('bob\u0432') ?? '', /use the letters of one script/);
+  });
+
+  it('accepts one script and CJK mixes', () => {
+    for (const name of [
+      'alice',
+      'José',
+      '\u0430\u043b\u0438\u0441\u0430',
+      'user.name-1',
+      '\u5c71\u7530taro',
+      '\u3059\u305a\u304dtaro',
+      '\u30bf\u30ed\u30a6',
+      '\uae40\ubbfc\uc218kim',
+      'ＡＬＩＣＥ',
+    ]) {
+      assert.equal(usernameProblem(name), undefined, name);
+    }
   });
 });
 
@@ -105,6 +130,7 @@ for (const [backend, open] of backends) {
         [{ username: '   ', password: PASSWORD }, /username must not be empty/],
         [{ username: 'x'.repeat(129), password: PASSWORD }, /at most 128/],
         [{ username: 'tab\there', password: PASSWORD }, /control/],
+        [{ username: '\u0430lice', password: PASSWORD }, /mixes letters of Cyrillic and Latin/],
         [{ username: 'erin', password: '' }, /password must not be empty/],
         [{ username: 'erin', password: 'short' }, /at least 8/],
         [{ username: 'erin', password: PASSWORD, email: 'not-an-email' }, /not a valid address/],
