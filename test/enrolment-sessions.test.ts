@@ -81,7 +81,7 @@ for (const storage of ['Redis', 'memory'] as const) {
 
     /**
      * Signs in to the app that requires 2FA in `browser`, sets up an authenticator when asked,
-     * and exchanges the code; returns the tokens.
+     * and exchanges the code; returns the tokens and the page that showed the recovery codes.
      */
     async function enrolAtSignIn(username: string, browser: TestBrowser) {
       const { start, page } = await passwordStep(
@@ -101,7 +101,7 @@ for (const storage of ['Redis', 'memory'] as const) {
       const { tokens, claims } = await exchange(strictConfig, start, enrolled.page);
       assert.deepEqual(claims['amr'], MFA_AMR);
 
-      return tokens;
+      return { tokens, codesPage: enrolled.codesPage };
     }
 
     /** Returns the error of a silent authorization for `app` in `browser`, or null for a code. */
@@ -154,7 +154,8 @@ for (const storage of ['Redis', 'memory'] as const) {
       const from = receiver.received.length;
 
       const enrolling = new TestBrowser(idp.dispatcher);
-      const tokens = await enrolAtSignIn(user.username, enrolling);
+      const { tokens, codesPage } = await enrolAtSignIn(user.username, enrolling);
+      assert.match(codesPage.body, /Your other sessions were signed out\./);
 
       for (const other of others) {
         await assertSessionEnded(plainConfig, other.browser, plainApp.redirectUri, other.tokens);
@@ -191,6 +192,12 @@ for (const storage of ['Redis', 'memory'] as const) {
           userAgent: 'idp-test-browser',
         },
       ]);
+    });
+
+    it('says nothing when nothing else ended', async () => {
+      const user = await newUser();
+      const { codesPage } = await enrolAtSignIn(user.username, new TestBrowser(idp.dispatcher));
+      assert.doesNotMatch(codesPage.body, /other sessions/);
     });
 
     it('keeps the enrolling browser’s session', async () => {

@@ -258,12 +258,14 @@ function renderPassedPage(
   details: InteractionDetails,
   step: LoginStep,
   recoveryCodes?: string[],
+  message?: string,
 ): void {
   ctx.type = 'html';
   ctx.body = renderPage(ctx, 'recovery-codes', {
     title: recoveryCodes ? 'codes.title' : 'codes.doneTitle',
     codes: recoveryCodes,
     codesLeft: step.method === 'recoveryCode' ? step.recoveryCodesLeft : undefined,
+    message,
     action: `/interaction/${details.uid}/continue`,
     button: pageTranslator(ctx).t('codes.continue'),
   });
@@ -428,11 +430,16 @@ export async function submitRecoveryCode(
  * a session opened with the password alone does not outlive the new authenticator. This browser's
  * session stays when it is signed in as the same account, because this browser has just shown the
  * password and a code of the new authenticator. oidc-provider 9 also rejects the end of a sign-in
- * whose interaction began in a session that is gone.
+ * whose interaction began in a session that is gone. Returns how many sessions and grants ended.
  */
-async function endOtherSessions(ctx: Context, deps: InteractionDeps, account: Account) {
+async function endOtherSessions(
+  ctx: Context,
+  deps: InteractionDeps,
+  account: Account,
+): Promise<number> {
   const current = await deps.provider.Session.get(ctx);
-  await endAccountSessions(
+
+  return endAccountSessions(
     {
       sessions: deps.sessions,
       provider: () => Promise.resolve(deps.provider),
@@ -474,10 +481,11 @@ export async function submitEnrolment(
         replaced: false,
       });
       logFor(ctx, deps, details).info({ accountId: step.accountId }, 'TOTP enrolled');
-      await endOtherSessions(ctx, deps, account);
+      const ended = await endOtherSessions(ctx, deps, account);
       const passed: LoginStep = { accountId: step.accountId, stage: 'passed', method: 'totp' };
       await deps.loginSteps.save(details.uid, passed, remaining(details));
-      renderPassedPage(ctx, details, passed, codes);
+      const notice = ended > 0 ? pageTranslator(ctx).t('codes.othersSignedOut') : undefined;
+      renderPassedPage(ctx, details, passed, codes, notice);
     },
   });
 }

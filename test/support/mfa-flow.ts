@@ -74,13 +74,18 @@ export function readRecoveryCodes(page: PageResponse): string[] {
 
 /**
  * Enrols from an enrolment page: reads the QR code, confirms with a code, and goes past the
- * recovery codes. Returns the authenticator, the codes and the response that follows.
+ * recovery codes. Returns the authenticator, the codes, their page and the response that follows.
  */
 export async function enrol(
   browser: TestBrowser,
   page: PageResponse,
   redirectUri: string,
-): Promise<{ authenticator: Authenticator; codes: string[]; page: PageResponse }> {
+): Promise<{
+  authenticator: Authenticator;
+  codes: string[];
+  codesPage: PageResponse;
+  page: PageResponse;
+}> {
   const { key } = readEnrolmentPage(page);
   const authenticator = new Authenticator(key);
   const codesPage = await submitCode(browser, page, await authenticator.nextCode(), redirectUri);
@@ -89,7 +94,7 @@ export async function enrol(
   assert.equal(codes.length, 10);
   const next = await browser.submit(codesPage, {}, redirectUri);
 
-  return { authenticator, codes, page: next };
+  return { authenticator, codes, codesPage, page: next };
 }
 
 /** Exchanges the code of the app's callback with openid-client; returns the ID token claims. */

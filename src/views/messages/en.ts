@@ -54,6 +54,7 @@ export const en = {
   'codes.left.other': 'Recovery code accepted. You have {count} recovery codes left.',
   'codes.createNew': 'Create new ones on your account page.',
   'codes.continue': 'Continue',
+  'codes.othersSignedOut': 'Your other sessions were signed out.',
 
   'account.clientName': 'your account settings',
   'account.stateOn': 'on',

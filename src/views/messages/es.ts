@@ -54,6 +54,7 @@ export const es: Record<MessageKey, string> = {
   'codes.left.other': 'Código de recuperación aceptado. Le quedan {count} códigos de recuperación.',
   'codes.createNew': 'Cree otros nuevos en la página de su cuenta.',
   'codes.continue': 'Continuar',
+  'codes.othersSignedOut': 'Se han cerrado sus demás sesiones.',
 
   'account.clientName': 'la configuración de su cuenta',
   'account.stateOn': 'activado',
