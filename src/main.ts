@@ -73,6 +73,7 @@ const READY_TIMEOUT_MS = 2000;
 
 /** Checks that Postgres and Redis respond within a short time, naming those that do not. */
 async function checkDependencies(services: Services): Promise<Readiness> {
+  const startedAt = performance.now();
   const within = (work: Promise<unknown>) =>
     Promise.race([
       work.then(() => true),
@@ -83,7 +84,9 @@ async function checkDependencies(services: Services): Promise<Readiness> {
     services.redis ? within(services.redis.ping()) : Promise.resolve(undefined),
   ]);
   if (redis === true) services.monitor.markUp('redis');
-  if (redis === false) services.monitor.markDown('redis', new Error('PING timed out or failed'));
+  if (redis === false) {
+    services.monitor.markDown('redis', new Error('PING timed out or failed'), startedAt);
+  }
 
   return { database, ...(redis === undefined ? {} : { redis }) };
 }

@@ -176,6 +176,7 @@ function guardAdapter(adapter: Adapter, monitor: DependencyMonitor, redisBacked:
   const guard =
     <Args extends unknown[], Result>(method: (...args: Args) => Promise<Result>) =>
     async (...args: Args): Promise<Result> => {
+      const startedAt = performance.now();
       try {
         const result = await method.apply(adapter, args);
         if (redisBacked) monitor.markUp('redis');
@@ -184,7 +185,7 @@ function guardAdapter(adapter: Adapter, monitor: DependencyMonitor, redisBacked:
       } catch (error) {
         if (isUnavailableError(error)) throw temporarilyUnavailable();
         if (redisBacked && isRedisOutage(error)) {
-          monitor.markDown('redis', error);
+          monitor.markDown('redis', error, startedAt);
           throw temporarilyUnavailable();
         }
         throw error;

@@ -464,11 +464,12 @@ export function watchRateLimiter(limiter: RateLimiter, monitor: DependencyMonito
   const guard =
     <Args extends unknown[], Result>(method: (...args: Args) => Promise<Result>) =>
     async (...args: Args): Promise<Result> => {
+      const startedAt = performance.now();
       try {
         return await method.apply(limiter, args);
       } catch (error) {
         if (!isRedisOutage(error)) throw error;
-        monitor.markDown('redis', error);
+        monitor.markDown('redis', error, startedAt);
         throw unavailableError(error);
       }
     };

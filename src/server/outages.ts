@@ -19,6 +19,8 @@ export const UNAVAILABLE_MESSAGE =
 export class DependencyMonitor {
   readonly #logger: Logger;
   readonly #down = new Map<Dependency, number>();
+  /** When each dependency last answered, from performance.now(). */
+  readonly #lastUp = new Map<Dependency, number>();
 
   constructor(logger: Logger) {
     this.#logger = logger;
@@ -28,7 +30,13 @@ export class DependencyMonitor {
     return !this.#down.has(dependency);
   }
 
-  markDown(dependency: Dependency, error: unknown): void {
+  /**
+   * Records that a dependency failed. `startedAt` (from performance.now()) is when the failed
+   * operation began: a failure of an operation that began before the dependency last answered is
+   * stale, such as a command sent before a reconnection that fails after it, and is ignored.
+   */
+  markDown(dependency: Dependency, error: unknown, startedAt?: number): void {
+    if (startedAt !== undefined && (this.#lastUp.get(dependency) ?? -Infinity) >= startedAt) return;
     if (this.#down.has(dependency)) return;
     this.#down.set(dependency, Date.now());
     this.#logger.error(
@@ -38,6 +46,7 @@ export class DependencyMonitor {
   }
 
   markUp(dependency: Dependency): void {
+    this.#lastUp.set(dependency, performance.now());
     const since = this.#down.get(dependency);
     if (since === undefined) return;
     this.#down.delete(dependency);
@@ -145,6 +154,7 @@ export function isUnavailableError(error: unknown): boolean {
  */
 export function watchDatabase(database: Database, monitor: DependencyMonitor): Database {
   const observe = async <T>(work: () => Promise<T>): Promise<T> => {
+    const startedAt = performance.now();
     try {
       const result = await work();
       monitor.markUp('database');
@@ -152,7 +162,7 @@ export function watchDatabase(database: Database, monitor: DependencyMonitor): D
       return result;
     } catch (error) {
       if (!isDatabaseOutage(error)) throw error;
-      monitor.markDown('database', error);
+      monitor.markDown('database', error, startedAt);
       throw unavailableError(error);
     }
   };
