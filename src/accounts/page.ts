@@ -12,7 +12,7 @@ import type { MfaStore } from '../mfa/store.ts';
 import { generateSecret, matchingSteps, normaliseTotpCode } from '../mfa/totp.ts';
 import { runCheckedStep } from '../interactions/attempts.ts';
 import type { SessionStoreAdapter } from '../oidc/adapters/redis.ts';
-import { endAccountSessions, type RevocationCause } from '../oidc/sessions.ts';
+import { endSessionsFromBrowser, type RevocationCause } from '../oidc/sessions.ts';
 import { type AuditEntry, type AuditLog, requestFacts } from '../security/audit.ts';
 import type { Encryptor } from '../security/encryption.ts';
 import type { RateLimiter } from '../security/rate-limit.ts';
@@ -219,15 +219,11 @@ async function endOtherSessions(
   user: SignedInUser,
   cause: RevocationCause,
 ) {
-  await endAccountSessions(
-    {
-      sessions: deps.sessions,
-      provider: () => Promise.resolve(deps.provider),
-      audit: deps.audit,
-      logger: deps.logger,
-    },
-    { account: user.account, cause, keepSessionId: user.session.jti, facts: requestFacts(ctx) },
-  );
+  await endSessionsFromBrowser(ctx, deps, {
+    account: user.account,
+    cause,
+    keepSessionId: user.session.jti,
+  });
 }
 
 async function startEnrolment(ctx: Context, deps: AccountPageDeps, user: SignedInUser) {

@@ -5,7 +5,7 @@ import { enrolmentView, openPendingSecret, sealPendingSecret } from '../mfa/enro
 import { ACR_MFA, ACR_PASSWORD, AMR, type SecondFactorMethod } from '../mfa/policy.ts';
 import { generateSecret, matchingSteps, normaliseTotpCode } from '../mfa/totp.ts';
 import { SECOND_FACTOR_CHECK } from '../oidc/provider.ts';
-import { endAccountSessions } from '../oidc/sessions.ts';
+import { endSessionsFromBrowser } from '../oidc/sessions.ts';
 import { formField } from '../server/forms.ts';
 import { type AuditDetail, type AuditEventName, requestFacts } from '../security/audit.ts';
 import { en } from '../views/messages/en.ts';
@@ -439,20 +439,11 @@ async function endOtherSessions(
 ): Promise<number> {
   const current = await deps.provider.Session.get(ctx);
 
-  return endAccountSessions(
-    {
-      sessions: deps.sessions,
-      provider: () => Promise.resolve(deps.provider),
-      audit: deps.audit,
-      logger: deps.logger,
-    },
-    {
-      account,
-      cause: 'authenticator_changed',
-      keepSessionId: current.accountId === account.id ? current.jti : undefined,
-      facts: requestFacts(ctx),
-    },
-  );
+  return endSessionsFromBrowser(ctx, deps, {
+    account,
+    cause: 'authenticator_changed',
+    keepSessionId: current.accountId === account.id ? current.jti : undefined,
+  });
 }
 
 export async function submitEnrolment(

@@ -139,3 +139,24 @@ export async function endAccountSessions(
 
   return ended;
 }
+
+/**
+ * Ends an account's sessions after a change made in a browser, such as a new password or
+ * authenticator, and records the request's address and user agent with the event. `keepSessionId`
+ * spares the browser's own session. Returns how many sessions and grants were deleted.
+ */
+export function endSessionsFromBrowser(
+  ctx: Context,
+  deps: { sessions: SessionStoreAdapter; provider: Provider; audit: AuditLog; logger: Logger },
+  ending: Omit<SessionEnding, 'facts' | 'actor'>,
+): Promise<number> {
+  return endAccountSessions(
+    {
+      sessions: deps.sessions,
+      provider: () => Promise.resolve(deps.provider),
+      audit: deps.audit,
+      logger: deps.logger,
+    },
+    { ...ending, facts: requestFacts(ctx) },
+  );
+}
