@@ -126,22 +126,15 @@ function loadBranding(config: Config): {
   };
 }
 
-/** Paths served by idp's own routers rather than by oidc-provider. */
-const OPS_PATHS: ReadonlySet<string> = new Set(['/healthz', '/readyz', '/metrics']);
-
-function ownsPath(path: string): boolean {
-  return (
-    OPS_PATHS.has(path) ||
-    path.startsWith('/static/') ||
-    path.startsWith('/interaction/') ||
-    path === '/account' ||
-    path.startsWith('/account/')
-  );
-}
-
-/** Runs a router only for the paths idp serves itself. */
-function ownPathsOnly<C extends Context>(routes: (ctx: C, next: Next) => unknown) {
-  return (ctx: C, next: Next): unknown => (ownsPath(ctx.path) ? routes(ctx, next) : next());
+/**
+ * Returns a middleware that runs `routes` only for the paths `owns` accepts, and hands every other
+ * request straight to the next middleware.
+ */
+function onlyFor<C extends Context>(
+  owns: (path: string) => boolean,
+  routes: (ctx: C, next: Next) => unknown,
+) {
+  return (ctx: C, next: Next): unknown => (owns(ctx.path) ? routes(ctx, next) : next());
 }
 
 /** Adds idp's middleware and routes to the oidc-provider koa application. */
@@ -196,9 +189,16 @@ export function configureApp(deps: AppDeps): Provider {
   }
   // Requests for oidc-provider's endpoints skip idp's routers, whose matching would cost every
   // token and introspection request a few microseconds for nothing.
-  provider.use(ownPathsOnly(ops.routes()));
-  provider.use(ownPathsOnly(createInteractionRouter(deps).routes()));
-  provider.use(ownPathsOnly(createAccountRouter(deps, config.issuer).routes()));
+  provider.use(onlyFor((path) => ops.stack.some((layer) => layer.match(path)), ops.routes()));
+  provider.use(
+    onlyFor((path) => path.startsWith('/interaction/'), createInteractionRouter(deps).routes()),
+  );
+  provider.use(
+    onlyFor(
+      (path) => path === '/account' || path.startsWith('/account/'),
+      createAccountRouter(deps, config.issuer).routes(),
+    ),
+  );
 
   return provider;
 }
