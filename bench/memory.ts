@@ -5,8 +5,8 @@ import { signInLoad } from './signin.ts';
 export interface MemoryFigures {
   sessions: number;
   /**
-   * Redis bytes (MEMORY USAGE) per session of every key a signed-in session keeps, divided by
-   * sessions. Consumed authorization codes are left out: they expire 60 s after issue.
+   * Redis bytes (MEMORY USAGE) of every key a signed-in session keeps, divided by sessions.
+   * Consumed authorization codes are left out, because they expire 60 s after issue.
    */
   redisBytesPerSession: number;
   /** Redis bytes per session of the consumed codes still alive when the keys were read. */
@@ -88,7 +88,7 @@ export async function memoryScenario(
     });
   }
   const extrapolated = sessions < 10_000;
-  // Growth per session between two readings after a full collection; never below what was measured.
+  // Growth per session between two readings after a full collection, never below zero.
   const perSession = Math.max(0, rssAfter - rssHalf) / Math.max(1, sessions - firstSessions);
   const rssAt10k = extrapolated ? rssAfter + perSession * (10_000 - sessions) : rssAfter;
   log(

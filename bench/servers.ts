@@ -28,8 +28,8 @@ export interface Target {
   dispatcher: Agent;
   child: ChildProcess;
   /**
-   * Memory of the server process in bytes after a full garbage collection: resident, and the
-   * JavaScript heap in use (idp only).
+   * Memory of the server process in bytes after a full garbage collection: resident, and for idp
+   * the rest of process.memoryUsage(), such as the JavaScript heap in use and reserved.
    */
   memory(): Promise<Partial<NodeJS.MemoryUsage> & { rss: number }>;
   /** CPU seconds the server process has used so far, user and system. */
@@ -184,7 +184,7 @@ export async function startServers(options: { accounts: number }): Promise<Bench
         LOG_LEVEL: process.env['BENCH_IDP_LOG_LEVEL'] ?? 'info',
       },
       idpLog,
-      // The young-generation limit that `npm start` and the image set; BENCH_IDP_NODE_FLAGS adds
+      // The young-generation limit that `npm start` and the image set. BENCH_IDP_NODE_FLAGS adds
       // Node flags to the idp process only, to compare settings, and a flag given twice takes
       // its last value.
       [

@@ -42,9 +42,4 @@ export class ShortCache<T> {
 
     return entry.value;
   }
-
-  /** Forgets `key`, after this process changed it. */
-  delete(key: string): void {
-    this.#entries.delete(key);
-  }
 }

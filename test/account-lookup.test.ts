@@ -15,7 +15,7 @@ describe('account lookup for tokens', () => {
   let clock = 1_000_000;
   const ctx = {} as KoaContextWithOIDC;
   // oidc-provider passes the token on token, refresh and userinfo requests, and none on
-  // authorization requests; only its presence matters here.
+  // authorization requests. Only its presence matters here.
   const token = {} as AccessToken;
 
   before(async () => {

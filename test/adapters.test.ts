@@ -497,8 +497,8 @@ describe('redis adapter read-ahead', () => {
 
     await withReadAhead(async () => {
       await tokens.find(tokenId);
-      // Deleted behind the adapter's back: the lookup right after the token still sees the grant
-      // as it was when the token was read, and the one after that reads Redis again.
+      // Deleted behind the adapter's back: the lookup right after the token still returns the
+      // grant as it was when the token was read, and the one after that reads Redis again.
       await redis.del(grantKey(grantId));
       assert.equal((await grants.find(grantId))?.accountId, 'alice');
       assert.equal(await grants.find(grantId), undefined);

@@ -81,7 +81,7 @@ for (const storage of ['Redis', 'memory'] as const) {
 
     /**
      * Signs in to the app that requires 2FA in `browser`, sets up an authenticator when asked,
-     * and exchanges the code; returns the tokens and the page that showed the recovery codes.
+     * and exchanges the code. Returns the tokens and the page that showed the recovery codes.
      */
     async function enrolAtSignIn(username: string, browser: TestBrowser) {
       const { start, page } = await passwordStep(

@@ -117,7 +117,7 @@ function describeOutage(label: 'Redis' | 'Postgres', open: () => Promise<Outage>
 
       if (label === 'Postgres') {
         // The node keeps the app for CLIENT_CACHE_SECONDS and the user for ACCOUNT_CACHE_SECONDS
-        // after the sign-in read them; the checks below are about the time after that.
+        // after the sign-in read them, so the checks below wait until both have expired.
         await sleep(Math.max(CLIENT_CACHE_SECONDS, ACCOUNT_CACHE_SECONDS) * 1000);
       }
       for (let attempt = 0; attempt < 3; attempt++) {

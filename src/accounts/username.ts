@@ -10,7 +10,7 @@ export function canonicalUsername(username: string): string {
   return username.trim().normalize('NFKC').toUpperCase().toLowerCase().normalize('NFKC');
 }
 
-/** Scripts told apart in usernames; letters of any other script count as one more script. */
+/** Scripts that usernames are checked against. Letters of any other script count as one more. */
 const SCRIPTS = [
   'Latin',
   'Greek',

@@ -18,7 +18,7 @@ export const ACCOUNT_CACHE_SECONDS = 5;
 /** Accounts kept at once, a few hundred bytes each. */
 const ACCOUNT_CACHE_SIZE = 10_000;
 
-/** What findAccount needs of an account row. */
+/** Fields of an account row that findAccount uses, without the password hash. */
 interface AccountClaims {
   id: string;
   username: string;

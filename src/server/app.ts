@@ -18,7 +18,7 @@ import { errorPages, forwardedHeaders, requestLogging } from './middleware.ts';
 /**
  * Sets helmet's security headers on every response. None of the values depends on the request, so
  * helmet runs once at start-up against a stand-in response that records them, and each request
- * only copies them: helmet itself would rebuild the policy strings on every request.
+ * copies them. helmet itself would rebuild the policy strings on every request.
  */
 function securityHeaders() {
   const headers = new Map<string, string>();

@@ -19,7 +19,7 @@ export const UNAVAILABLE_MESSAGE =
 export class DependencyMonitor {
   readonly #logger: Logger;
   readonly #down = new Map<Dependency, number>();
-  /** When each dependency last answered, from performance.now(). */
+  /** Time each dependency last responded, from performance.now(). */
   readonly #lastUp = new Map<Dependency, number>();
 
   constructor(logger: Logger) {
@@ -32,8 +32,8 @@ export class DependencyMonitor {
 
   /**
    * Records that a dependency failed. `startedAt` (from performance.now()) is when the failed
-   * operation began: a failure of an operation that began before the dependency last answered is
-   * stale, such as a command sent before a reconnection that fails after it, and is ignored.
+   * operation began. A failure of an operation that began before the dependency last responded is
+   * stale, such as a command sent before a reconnection that fails after it, so it is ignored.
    */
   markDown(dependency: Dependency, error: unknown, startedAt?: number): void {
     if (startedAt !== undefined && (this.#lastUp.get(dependency) ?? -Infinity) >= startedAt) return;

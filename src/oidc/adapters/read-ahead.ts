@@ -8,7 +8,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
  */
 export const readAhead = new AsyncLocalStorage<Map<string, string | null>>();
 
-/** Runs `next` with a read-ahead scope of its own; installed once per HTTP request. */
+/** Runs `next` with a read-ahead scope of its own. idp installs it once per HTTP request. */
 export function withReadAhead<T>(next: () => Promise<T>): Promise<T> {
   return readAhead.run(new Map(), next);
 }
