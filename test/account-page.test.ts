@@ -3,10 +3,10 @@ import { after, before, describe, it } from 'node:test';
 import * as client from 'openid-client';
 import { WRONG_PASSWORD_OR_CODE } from '../src/accounts/page.ts';
 import { INVALID_CODE } from '../src/interactions/second-factor.ts';
-import { generateSecret, timeStep } from '../src/mfa/totp.ts';
 import { alertText, type PageResponse, parseForms, TestBrowser } from './support/browser.ts';
 import { createTestClient, startTestIdp, TEST_PASSWORD, type TestIdp } from './support/idp.ts';
 import {
+  enrolInDatabase,
   exchange,
   pageKind,
   passwordStep,
@@ -44,11 +44,7 @@ describe('account page', () => {
 
   async function enrolledUser() {
     const user = await newUser();
-    const key = generateSecret();
-    const usedStep = timeStep(Date.now()) - 2;
-    const codes = await idp.mfa.enrol(user.id, key, usedStep);
-    const authenticator = new Authenticator(key);
-    authenticator.used(usedStep);
+    const { authenticator, codes } = await enrolInDatabase(idp.mfa, user.id);
 
     return { ...user, authenticator, codes };
   }
@@ -323,11 +319,7 @@ describe('account page', () => {
   it('password-only session must add the code', async () => {
     const user = await newUser();
     const { browser } = await appSession(user.username);
-    const key = generateSecret();
-    const usedStep = timeStep(Date.now()) - 2;
-    await idp.mfa.enrol(user.id, key, usedStep);
-    const authenticator = new Authenticator(key);
-    authenticator.used(usedStep);
+    const { authenticator } = await enrolInDatabase(idp.mfa, user.id);
 
     const codePage = await browser.follow(accountUrl());
     assert.equal(pageKind(codePage, app.redirectUri), 'code', 'asked for the code only');

@@ -5,15 +5,14 @@ import type * as client from 'openid-client';
 import { Agent } from 'undici';
 import { INVALID_CREDENTIALS } from '../src/interactions/login.ts';
 import { INVALID_CODE } from '../src/interactions/second-factor.ts';
-import { generateSecret, timeStep } from '../src/mfa/totp.ts';
 import { AuditLog, type AuditRecord } from '../src/security/audit.ts';
 import { DEFAULT_LOCKOUT_POLICY, RedisRateLimiter } from '../src/security/rate-limit.ts';
 import { alertText, type PageResponse, TestBrowser } from './support/browser.ts';
 import { runIdp } from './support/cli.ts';
 import { createTestClient, startTestIdp, TEST_PASSWORD, type TestIdp } from './support/idp.ts';
-import { pageKind, passwordStep, submitCode } from './support/mfa-flow.ts';
+import { enrolInDatabase, pageKind, passwordStep, submitCode } from './support/mfa-flow.ts';
 import { discoverRp, startAuthorization } from './support/rp.ts';
-import { Authenticator, referenceTotp } from './support/totp.ts';
+import { referenceTotp } from './support/totp.ts';
 
 const POLICY = {
   ...DEFAULT_LOCKOUT_POLICY,
@@ -270,11 +269,7 @@ describe('second-factor codes and the lock', () => {
   it('wrong and replayed codes count toward the same lock', async () => {
     const { idp, app, config, limiter } = fixture;
     const account = (await idp.accounts.findByUsername('coder'))!;
-    const key = generateSecret();
-    const usedStep = timeStep(Date.now()) - 2;
-    await idp.mfa.enrol(account.id, key, usedStep);
-    const authenticator = new Authenticator(key);
-    authenticator.used(usedStep);
+    const { key, authenticator } = await enrolInDatabase(idp.mfa, account.id);
     const wrongCode = referenceTotp(key, Date.now() / 1000 - 3600);
 
     /** Signs in with the password and returns the browser on the code page. */

@@ -7,12 +7,12 @@ import { resetTwoFactor } from '../src/cli/users.ts';
 import { INVALID_CODE, TOO_MANY_CODES } from '../src/interactions/second-factor.ts';
 import { createLogger } from '../src/logger.ts';
 import { ACR_MFA, ACR_PASSWORD, PAPE_MULTI_FACTOR } from '../src/mfa/policy.ts';
-import { generateSecret, timeStep } from '../src/mfa/totp.ts';
 import { openServices } from '../src/services.ts';
 import { alertText, TestBrowser, type PageResponse } from './support/browser.ts';
 import { createTestClient, startTestIdp, TEST_PASSWORD, type TestIdp } from './support/idp.ts';
 import {
   enrol,
+  enrolInDatabase,
   exchange,
   pageKind,
   passwordStep,
@@ -55,11 +55,7 @@ describe('second factor', () => {
   /** A user with an authenticator, enrolled directly in the database. */
   async function enrolledUser() {
     const user = await newUser();
-    const key = generateSecret();
-    const usedStep = timeStep(Date.now()) - 2;
-    const codes = await idp.mfa.enrol(user.id, key, usedStep);
-    const authenticator = new Authenticator(key);
-    authenticator.used(usedStep);
+    const { authenticator, codes } = await enrolInDatabase(idp.mfa, user.id);
 
     return { ...user, authenticator, codes };
   }
@@ -436,11 +432,7 @@ describe('second factor', () => {
     assert.equal(refused.searchParams.get('code'), null);
 
     // The user enrols elsewhere; from now on every sign-in needs the code.
-    const key = generateSecret();
-    const usedStep = timeStep(Date.now()) - 2;
-    await idp.mfa.enrol(user.id, key, usedStep);
-    const authenticator = new Authenticator(key);
-    authenticator.used(usedStep);
+    const { authenticator } = await enrolInDatabase(idp.mfa, user.id);
     assert.equal((await silentAuthorization(browser)).searchParams.get('error'), 'login_required');
 
     const start = await startAuthorization(config, app.redirectUri, { acr_values: ACR_MFA });

@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
 import * as client from 'openid-client';
+import { generateSecret, timeStep } from '../../src/mfa/totp.ts';
+import type { MfaStore } from '../../src/mfa/store.ts';
 import { decodeHtml, type PageResponse, type TestBrowser } from './browser.ts';
 import { type AuthorizationStart, startAuthorization } from './rp.ts';
 import { Authenticator, base32Decode, decodeQrDataUrl } from './totp.ts';
@@ -113,4 +115,18 @@ export async function exchange(
   assert.ok(claims);
 
   return { tokens, claims };
+}
+
+/**
+ * Gives an account an authenticator directly in the database, recording the time step two before
+ * now as the last one used. Returns the key, an authenticator past that step and the recovery codes.
+ */
+export async function enrolInDatabase(mfa: MfaStore, accountId: string) {
+  const key = generateSecret();
+  const usedStep = timeStep(Date.now()) - 2;
+  const codes = await mfa.enrol(accountId, key, usedStep);
+  const authenticator = new Authenticator(key);
+  authenticator.used(usedStep);
+
+  return { key, authenticator, codes };
 }
