@@ -23,7 +23,9 @@ describe('session lifetime', () => {
     let config: client.Configuration;
 
     before(async () => {
-      idp = await startTestIdp({ env: { IDP_SESSION_IDLE: '3s', IDP_SESSION_MAX: '6s' } });
+      // Each use comes 2 s after the last, so a slow sign-in or exchange on a loaded machine still
+      // leaves 3 s of the idle lifetime.
+      idp = await startTestIdp({ env: { IDP_SESSION_IDLE: '5s', IDP_SESSION_MAX: '8s' } });
       app = await createTestClient(idp);
       config = await discoverRp(idp, app.clientId, app.clientSecret);
       await idp.accounts.create({ username: 'alice', password: TEST_PASSWORD });
@@ -49,14 +51,14 @@ describe('session lifetime', () => {
       assert.equal(await silentSignIn(browser), undefined, 'used within the idle lifetime');
       await sleep(2000);
       assert.equal(await silentSignIn(browser), undefined, 'renewed by the last use');
-      await sleep(2500);
+      await sleep(4500);
       assert.equal(await silentSignIn(browser), 'login_required', 'past the absolute lifetime');
     });
 
     it('a session left idle ends', async () => {
       const browser = new TestBrowser(idp.dispatcher);
       await signInAndExchange(idp, config, browser, app.redirectUri, 'alice', TEST_PASSWORD);
-      await sleep(3500);
+      await sleep(5500);
       assert.equal(await silentSignIn(browser), 'login_required');
     });
   });
