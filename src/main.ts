@@ -10,11 +10,14 @@ import type { JWK } from 'jose';
 import type { FindAccount } from 'oidc-provider';
 import type { Config } from './config.ts';
 import { shareEmbeddedDatabase } from './db/database.ts';
-import { createSubscriber } from './db/redis.ts';
+import { Redis } from 'ioredis';
+import { createSubscriber, createTrackingConnection } from './db/redis.ts';
 import type { Logger } from './logger.ts';
 import { ACCOUNT_CACHE_SECONDS, createFindAccount } from './oidc/account.ts';
 import { KEY_RELOAD_SECONDS, keysChannel, SigningKeyring } from './oidc/keyring.ts';
 import { ensureSigningKeys } from './oidc/keys.ts';
+import { tokenCachePrefixes } from './oidc/adapters/redis.ts';
+import { TokenCache } from './oidc/adapters/token-cache.ts';
 import { createProvider, type ProviderOptions } from './oidc/provider.ts';
 import { type LockoutPolicy, lockoutPolicyOf } from './security/rate-limit.ts';
 import { configureApp, type Readiness } from './server/app.ts';
@@ -154,17 +157,32 @@ export async function startServer(
     ? undefined
     : await shareEmbeddedDatabase(services.rawDatabase, config.dataDir);
   let keyring: SigningKeyring | undefined;
+  // A Cluster may move the keys to another node, which would not report their changes, so only a
+  // single server or a Sentinel group's primary backs the token cache.
+  const tokenCache =
+    services.redis instanceof Redis
+      ? new TokenCache({
+          connection: createTrackingConnection(services.redis),
+          prefixes: tokenCachePrefixes(redisPrefix),
+          logger,
+        })
+      : undefined;
   try {
     await ensureSigningKeys(services.database, services.encryptor);
+    await tokenCache?.start();
     const metrics = createMetrics({
       database: services.rawDatabase,
       redis: services.redis,
       monitor: services.monitor,
+      tokenCache,
     });
-    const signIn = createSignIn(services, logger, redisPrefix, {
-      ...lockoutPolicyOf(config),
-      ...options.lockoutPolicy,
-    });
+    const signIn = createSignIn(
+      services,
+      logger,
+      redisPrefix,
+      { ...lockoutPolicyOf(config), ...options.lockoutPolicy },
+      tokenCache,
+    );
     const findAccount = guardFindAccount(
       createFindAccount(services.accounts, { cacheSeconds: ACCOUNT_CACHE_SECONDS }),
     );
@@ -293,6 +311,7 @@ export async function startServer(
           connections.destroyAll();
           await closed;
           await stopKeys.stop();
+          await tokenCache?.close();
           await shared?.stop();
           await services.close();
         })();
@@ -303,6 +322,7 @@ export async function startServer(
     };
   } catch (error) {
     await keyring?.stop();
+    await tokenCache?.close();
     await shared?.stop();
     await services.close();
     throw error;

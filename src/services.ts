@@ -19,6 +19,7 @@ import { ShortLivedStore } from './mfa/state.ts';
 import { MfaStore } from './mfa/store.ts';
 import { createMemoryAdapter } from './oidc/adapters/memory.ts';
 import { createRedisAdapter, type SessionStoreAdapter } from './oidc/adapters/redis.ts';
+import type { TokenCache } from './oidc/adapters/token-cache.ts';
 import { ClientAdapter } from './oidc/client-adapter.ts';
 import { ClientStore } from './oidc/clients.ts';
 import { AuditLog } from './security/audit.ts';
@@ -217,11 +218,12 @@ export function createSessionStorage(
   services: Services,
   logger: Logger,
   redisPrefix = services.redisPrefix,
+  tokenCache?: TokenCache,
 ): SessionStorage {
   const clientAdapter = guardAdapter(new ClientAdapter(services.clients), services.monitor, false);
   if (services.redis) {
     // A Cluster client takes the same commands; the adapter only needs those.
-    const Sessions = createRedisAdapter(services.redis as Redis, redisPrefix);
+    const Sessions = createRedisAdapter(services.redis as Redis, redisPrefix, tokenCache);
 
     return {
       adapter: (model) =>
@@ -254,8 +256,9 @@ export function createSignIn(
   logger: Logger,
   redisPrefix = services.redisPrefix,
   lockoutPolicy: Partial<LockoutPolicy> = {},
+  tokenCache?: TokenCache,
 ) {
-  const storage = createSessionStorage(services, logger, redisPrefix);
+  const storage = createSessionStorage(services, logger, redisPrefix, tokenCache);
   const policy = new SecondFactorPolicy(services.database);
   const rateLimiter = createRateLimiter(services.redis, redisPrefix, {
     ...DEFAULT_LOCKOUT_POLICY,

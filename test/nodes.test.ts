@@ -112,6 +112,72 @@ describe('two nodes sharing Postgres and Redis', () => {
     assert.equal((await silentAnswer(browser, second)).get('error'), 'login_required');
   });
 
+  it('revocation reaches the other node at once', async () => {
+    const cacheHits = async (node: TestIdp) => {
+      const metric = await node.server.metrics.registry
+        .getSingleMetric('idp_token_cache_lookups_total')!
+        .get();
+      return metric.values.find((value) => value.labels['result'] === 'hit')?.value ?? 0;
+    };
+    const introspect = async (token: string) =>
+      (await client.tokenIntrospection(rpFirst, token)).active;
+
+    // An app of its own, so that the JWKS other tests' apps hold stays as they left it.
+    const rp = await rpOf(first);
+
+    // Revoking an access token deletes only that token.
+    const revoked = await signIn(new TestBrowser(first.dispatcher), rp);
+    await eventually('a read served from the copy', async () => {
+      const before = await cacheHits(first);
+      assert.equal(await introspect(revoked.access_token), true);
+      return (await cacheHits(first)) > before;
+    });
+    await client.tokenRevocation(rpSecond, revoked.access_token);
+    assert.equal(await introspect(revoked.access_token), false);
+    await assert.rejects(
+      client.fetchUserInfo(rpFirst, revoked.access_token, client.skipSubjectCheck),
+      (error: Error & { status?: number }) => error.status === 401,
+    );
+
+    // Revoking a refresh token ends its grant, with every access token issued under it.
+    const granted = await signIn(new TestBrowser(first.dispatcher), rp);
+    await eventually('a read served from the copy', async () => {
+      const before = await cacheHits(first);
+      assert.equal(await introspect(granted.access_token), true);
+      return (await cacheHits(first)) > before;
+    });
+    await client.tokenRevocation(rpSecond, granted.refresh_token!);
+    assert.equal(await introspect(granted.access_token), false);
+
+    // A command run outside both nodes, which keeps no copies, reaches them through Redis too.
+    await first.accounts.create({ username: 'carol', password: TEST_PASSWORD });
+    const start = await startAuthorization(rpFirst, app.redirectUri);
+    const callback = await signInWithPassword(
+      new TestBrowser(first.dispatcher),
+      start,
+      app.redirectUri,
+      'carol',
+      TEST_PASSWORD,
+    );
+    const carol = await client.authorizationCodeGrant(rp, callback, {
+      pkceCodeVerifier: start.verifier,
+      expectedState: start.state,
+      expectedNonce: start.nonce,
+    });
+    await eventually('a read served from the copy', async () => {
+      const before = await cacheHits(first);
+      assert.equal(await introspect(carol.access_token), true);
+      return (await cacheHits(first)) > before;
+    });
+    const disabled = await runIdp(setup.env, ['users', 'disable', 'carol']);
+    assert.equal(disabled.code, 0, disabled.stderr);
+    await eventually(
+      "carol's token to be inactive",
+      async () => (await introspect(carol.access_token)) === false,
+      1000,
+    );
+  });
+
   it('keys, discovery and clients are the same on both', async () => {
     assert.deepEqual(await jwksOf(first), await jwksOf(second));
     // oidc-provider builds endpoint URLs from the Host header, which a load balancer keeps; here

@@ -160,3 +160,21 @@ export function createSubscriber(client: RedisClient): RedisClient {
       })
     : client.duplicate(options);
 }
+
+/**
+ * Creates the connection on which Redis reports changes to the tokens a node keeps copies of. It
+ * reconnects on its own, and its owner sets tracking up again after each reconnect, so nothing is
+ * subscribed again by ioredis itself. It speaks RESP2, where the reports arrive as pub/sub
+ * messages; ioredis drops RESP3's invalidation pushes.
+ */
+export function createTrackingConnection(client: Redis): Redis {
+  return client.duplicate({
+    lazyConnect: true,
+    protocol: 2,
+    enableOfflineQueue: false,
+    autoResubscribe: false,
+    maxRetriesPerRequest: 1,
+    commandTimeout: undefined,
+    connectionName: 'idp-token-cache',
+  });
+}

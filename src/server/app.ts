@@ -137,13 +137,17 @@ function onlyFor<C extends Context>(
   return (ctx: C, next: Next): unknown => (owns(ctx.path) ? routes(ctx, next) : next());
 }
 
+// oidc-provider's introspection and userinfo routes: requests that only read tokens, which the
+// node's copies of tokens may answer.
+const TOKEN_READ_PATHS: ReadonlySet<string> = new Set(['/token/introspection', '/me']);
+
 /** Adds idp's middleware and routes to the oidc-provider koa application. */
 export function configureApp(deps: AppDeps): Provider {
   const { provider, config, logger } = deps;
   // Koa reads the scheme and host from X-Forwarded-* only with `proxy` on; forwardedHeaders
   // replaces those headers with the issuer's on every request.
   provider.proxy = true;
-  provider.use((_ctx, next) => withReadAhead(next));
+  provider.use((ctx, next) => withReadAhead(next, { cacheable: TOKEN_READ_PATHS.has(ctx.path) }));
   provider.use(forwardedHeaders(config.issuer, config.trustProxy));
   provider.use(requestLogging(logger));
   provider.use(requestTiming(deps.metrics));

@@ -4,6 +4,7 @@ import type Provider from 'oidc-provider';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { type Database, poolCounts } from '../db/database.ts';
 import type { RedisClient } from '../db/redis.ts';
+import type { TokenCache } from '../oidc/adapters/token-cache.ts';
 import type { DependencyMonitor } from './outages.ts';
 
 /** Outcomes of the password step, as counted. */
@@ -29,6 +30,7 @@ export function createMetrics(sources: {
   database: Database;
   redis?: RedisClient;
   monitor: DependencyMonitor;
+  tokenCache?: TokenCache;
 }): Metrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
@@ -95,6 +97,28 @@ export function createMetrics(sources: {
     collect() {
       this.set({ dependency: 'database' }, sources.monitor.isUp('database') ? 1 : 0);
       if (sources.redis) this.set({ dependency: 'redis' }, sources.monitor.isUp('redis') ? 1 : 0);
+    },
+  });
+
+  new Counter({
+    name: 'idp_token_cache_lookups_total',
+    help: "Introspection and userinfo lookups of tokens and grants in the node's copies, by result.",
+    labelNames: ['result'],
+    registers,
+    collect() {
+      if (!sources.tokenCache) return;
+      const { hits, misses } = sources.tokenCache.stats;
+      this.reset();
+      this.inc({ result: 'hit' }, hits);
+      this.inc({ result: 'miss' }, misses);
+    },
+  });
+  new Gauge({
+    name: 'idp_token_cache_tracking',
+    help: '1 while Redis reports token changes to this node, so that its copies are used.',
+    registers,
+    collect() {
+      if (sources.tokenCache) this.set(sources.tokenCache.tracking ? 1 : 0);
     },
   });
 

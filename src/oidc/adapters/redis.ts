@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { Adapter, AdapterConstructor, AdapterPayload } from 'oidc-provider';
-import { readAhead } from './read-ahead.ts';
+import { readAhead, type RequestReads } from './read-ahead.ts';
+import { deepFreeze, type Keep, type TokenCache } from './token-cache.ts';
 
 // Models whose records carry a grantId and are deleted when the grant is revoked.
 export const GRANTABLE_MODELS: ReadonlySet<string> = new Set([
@@ -45,6 +46,18 @@ const GRANT_READ_AHEAD_MODELS: ReadonlySet<string> = new Set([
   'RefreshToken',
 ]);
 
+/**
+ * Models that introspection and userinfo read, and that a node may keep copies of while Redis
+ * reports their changes. A session-bound token is checked against its Session, which is found by
+ * its uid.
+ */
+const CACHED_MODELS: readonly string[] = ['AccessToken', 'RefreshToken', 'Grant', 'Session'];
+
+/** Returns the key prefixes of the records and indexes a TokenCache keeps for an adapter. */
+export function tokenCachePrefixes(prefix: string): string[] {
+  return [...CACHED_MODELS.map((model) => `${prefix}oidc:${model}:`), `${prefix}oidc:uid:Session:`];
+}
+
 /*
  * Key layout, all under `${prefix}oidc:`:
  *   <Model>:<id>              record, payload as a JSON string
@@ -65,7 +78,8 @@ function lua(source: string): LuaScript {
 }
 
 // Lua helpers. forget() deletes the uid, userCode, grant and account index entries of one
-// record, and revokeGrant() deletes every record of a grant index and the index itself.
+// record, and revokeGrant() deletes every record of a grant index and the index itself, and
+// returns the record keys the index held.
 // ARGV[1] is the key base `${prefix}oidc:`, and record keys are `<base><Model>:<id>`.
 const FORGET = `
 local base = ARGV[1]
@@ -102,7 +116,7 @@ local function revokeGrant(grantKey)
     end
   end
   redis.call('DEL', grantKey)
-  return #members
+  return members
 end
 `;
 
@@ -178,12 +192,13 @@ redis.call('SET', KEYS[1], body .. sep .. '"consumed":' .. ARGV[1] .. '}', 'KEEP
 return 1
 `);
 
-// KEYS[1] index key, ARGV[1] record key prefix `${prefix}oidc:<Model>:`.
+// KEYS[1] index key, ARGV[1] record key prefix `${prefix}oidc:<Model>:`. Returns the id the index
+// contains and the record, which is left out when missing.
 // It takes one round trip instead of two, because Session.findByUid runs on token requests.
 const FIND_BY_INDEX = lua(`
 local id = redis.call('GET', KEYS[1])
 if not id then return false end
-return redis.call('GET', ARGV[1] .. id)
+return {id, redis.call('GET', ARGV[1] .. id)}
 `);
 
 // KEYS[1] record key, ARGV[1] key base. Returns the record, then, when the record names a grant,
@@ -249,12 +264,21 @@ function ttlMs(expiresIn: number | undefined): number | undefined {
   return Math.max(1, Math.round(expiresIn * 1000));
 }
 
-export function createRedisAdapter(redis: Redis, prefix: string): SessionStoreAdapter {
+/**
+ * Creates the Redis adapter class. With `cache`, introspection and userinfo requests read tokens and
+ * grants from the node's copies, and writes through this node drop the copies they change at once.
+ */
+export function createRedisAdapter(
+  redis: Redis,
+  prefix: string,
+  cache?: TokenCache,
+): SessionStoreAdapter {
   // Lua scripts build index keys themselves and would miss a client-side prefix.
   if (redis.options.keyPrefix) {
     throw new TypeError('createRedisAdapter: use the prefix argument, not ioredis keyPrefix');
   }
   const base = `${prefix}oidc:`;
+  const cachedModels = new Set(CACHED_MODELS);
 
   return class RedisAdapter implements Adapter {
     readonly model: string;
@@ -276,7 +300,7 @@ export function createRedisAdapter(redis: Redis, prefix: string): SessionStoreAd
     }
 
     async upsert(id: string, payload: AdapterPayload, expiresIn?: number): Promise<void> {
-      if (this.model === 'Grant') readAhead.getStore()?.delete(id);
+      if (this.model === 'Grant') readAhead.getStore()?.grants.delete(id);
       const key = this.#key(id);
       const json = JSON.stringify(payload);
       const ms = ttlMs(expiresIn);
@@ -288,11 +312,13 @@ export function createRedisAdapter(redis: Redis, prefix: string): SessionStoreAd
       // Models without an index entry skip the script and send a plain SET.
       if (!uid && !userCode && !grantId && !accountId) {
         await (ms === undefined ? redis.set(key, json) : redis.set(key, json, 'PX', ms));
+        this.#forget(key);
         return;
       }
 
       // NOTE: members of the grant and account sets stay after their record expires, until
       // destroy, revoke or the set's own TTL removes them, so a busy long-lived set keeps growing.
+      const uidKey = uid ? `${base}uid:${this.model}:${uid}` : '';
       await run(
         redis,
         UPSERT,
@@ -301,61 +327,140 @@ export function createRedisAdapter(redis: Redis, prefix: string): SessionStoreAd
           json,
           ms === undefined ? '' : String(ms),
           id,
-          uid ? `${base}uid:${this.model}:${uid}` : '',
+          uidKey,
           userCode ? `${base}userCode:${this.model}:${userCode}` : '',
           grantId ? `${base}grant:${grantId}` : '',
           accountId ? `${base}account:${accountId}` : '',
         ],
       );
+      this.#forget(key, uidKey);
+    }
+
+    // Redis reports the change to every node, this one included; dropping the copy here as well
+    // means a request that follows this write on this node never reads the old record.
+    #forget(...keys: string[]): void {
+      if (cache && cachedModels.has(this.model)) cache.forget(keys.filter(Boolean));
     }
 
     async find(id: string): Promise<AdapterPayload | undefined> {
       const scope = readAhead.getStore();
-      if (scope && this.model === 'Grant' && scope.has(id)) {
+      const grants = scope?.grants;
+      if (grants && this.model === 'Grant' && grants.has(id)) {
         // Taken once: a later lookup in the same request reads Redis again.
-        const raw = scope.get(id);
-        scope.delete(id);
+        const grant = grants.get(id);
+        grants.delete(id);
 
-        return parse(raw);
+        return grant ?? undefined;
       }
-      if (!scope || !GRANT_READ_AHEAD_MODELS.has(this.model)) {
-        return parse(await redis.get(this.#key(id)));
-      }
-      const reply = (await run(redis, FIND_WITH_GRANT, [this.#key(id)], [base])) as
-        [string, string?, (string | null)?] | null;
-      if (!reply) return undefined;
-      const [raw, grantId, grant] = reply;
-      const payload = parse(raw);
-      if (grantId !== undefined && payload?.grantId === grantId) scope.set(grantId, grant ?? null);
+      const key = this.#key(id);
+      const copies = this.#copiesFor(scope);
+      const readAheadGrants = GRANT_READ_AHEAD_MODELS.has(this.model) ? grants : undefined;
+      const kept = copies?.peek(key);
+      if (copies && kept !== undefined) {
+        const payload = (kept ?? undefined) as AdapterPayload | undefined;
+        const grantId = readAheadGrants ? payload?.grantId : undefined;
+        if (readAheadGrants && typeof grantId === 'string') {
+          const grant = copies.peek(`${base}Grant:${grantId}`);
+          if (grant !== undefined) readAheadGrants.set(grantId, grant as AdapterPayload | null);
+        }
 
-      return payload;
+        return payload;
+      }
+      // What is kept is shared by every later request, so it is frozen.
+      const hold = copies ? deepFreeze : <T>(value: T) => value;
+      if (!readAheadGrants) {
+        const read = async () => hold(parse(await redis.get(key)));
+        return copies
+          ? copies.read(read, (payload) => [[key, payload ?? null, payload?.exp]])
+          : read();
+      }
+      const read = async () => {
+        const reply = (await run(redis, FIND_WITH_GRANT, [key], [base])) as
+          [string, string?, (string | null)?] | null;
+        if (!reply) return undefined;
+        const [raw, grantId, grant] = reply;
+        const payload = hold(parse(raw));
+        // The script finds the grant id in the JSON text; a nested "grantId" member must not count.
+        if (grantId === undefined || payload?.grantId !== grantId) return { payload };
+
+        return { payload, grantId, grant: hold(parse(grant)) ?? null };
+      };
+      const found = copies
+        ? await copies.read(read, (result): Keep[] => {
+            if (!result) return [[key, null]];
+            const { payload, grantId, grant } = result;
+            const keep: Keep[] = [[key, payload ?? null, payload?.exp]];
+            if (grantId !== undefined) keep.push([`${base}Grant:${grantId}`, grant, grant?.exp]);
+
+            return keep;
+          })
+        : await read();
+      if (found?.grantId !== undefined) readAheadGrants.set(found.grantId, found.grant);
+
+      return found?.payload;
     }
 
     async findByUid(uid: string): Promise<AdapterPayload | undefined> {
       const indexKey = `${base}uid:${this.model}:${uid}`;
-      const payload = parse(await run(redis, FIND_BY_INDEX, [indexKey], [this.#recordPrefix]));
+      const copies = this.#copiesFor(readAhead.getStore());
+      // The index and the record are kept apart, since either can change without the other.
+      const keptId = copies?.peek(indexKey);
+      if (keptId === null) return undefined;
+      const kept = typeof keptId === 'string' ? copies?.peek(this.#key(keptId)) : undefined;
+      let payload = (kept ?? undefined) as AdapterPayload | undefined;
+      if (kept === undefined) {
+        const hold = copies ? deepFreeze : <T>(value: T) => value;
+        const read = async () => {
+          const reply = (await run(redis, FIND_BY_INDEX, [indexKey], [this.#recordPrefix])) as
+            [string, string?] | null;
+          return reply ? { id: reply[0], payload: hold(parse(reply[1])) } : undefined;
+        };
+        const found = copies
+          ? await copies.read(read, (result): Keep[] =>
+              result
+                ? [
+                    [indexKey, result.id],
+                    [this.#key(result.id), result.payload ?? null, result.payload?.exp],
+                  ]
+                : [[indexKey, null]],
+            )
+          : await read();
+        payload = found?.payload;
+      }
       // An index left behind by an overwritten record must not resolve.
       return payload?.uid === uid ? payload : undefined;
     }
 
+    // The node's copies, when this request may use them for this model.
+    #copiesFor(scope: RequestReads | undefined): TokenCache | undefined {
+      return cache?.tracking && scope?.cacheable && cachedModels.has(this.model)
+        ? cache
+        : undefined;
+    }
+
     async findByUserCode(userCode: string): Promise<AdapterPayload | undefined> {
       const indexKey = `${base}userCode:${this.model}:${userCode}`;
-      const payload = parse(await run(redis, FIND_BY_INDEX, [indexKey], [this.#recordPrefix]));
+      const reply = (await run(redis, FIND_BY_INDEX, [indexKey], [this.#recordPrefix])) as
+        [string, string?] | null;
+      const payload = parse(reply?.[1]);
       return payload?.userCode === userCode ? payload : undefined;
     }
 
     async consume(id: string): Promise<void> {
       await run(redis, CONSUME, [this.#key(id)], [String(Math.floor(Date.now() / 1000))]);
+      this.#forget(this.#key(id));
     }
 
     async destroy(id: string): Promise<void> {
-      if (this.model === 'Grant') readAhead.getStore()?.delete(id);
+      if (this.model === 'Grant') readAhead.getStore()?.grants.delete(id);
       await run(redis, DESTROY, [this.#key(id)], [base]);
+      this.#forget(this.#key(id));
     }
 
     async revokeByGrantId(grantId: string): Promise<void> {
-      readAhead.getStore()?.delete(grantId);
-      await run(redis, REVOKE, [`${base}grant:${grantId}`], [base]);
+      readAhead.getStore()?.grants.delete(grantId);
+      const deleted = (await run(redis, REVOKE, [`${base}grant:${grantId}`], [base])) as string[];
+      cache?.forget(deleted);
     }
 
     static async revokeAccount(
@@ -369,6 +474,8 @@ export function createRedisAdapter(redis: Redis, prefix: string): SessionStoreAd
         [`${base}account:${accountId}`],
         [base, accountId, keep],
       )) as [number, ...string[]];
+      // The script does not list the tokens it deleted; dropping every copy is rare enough here.
+      cache?.forgetAll();
 
       return {
         ended: Number(ended),
