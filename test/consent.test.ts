@@ -3,23 +3,25 @@ import { after, before, describe, it } from 'node:test';
 import { hash } from '@node-rs/argon2';
 import { needsRehash, verifyPassword } from '../src/accounts/password.ts';
 import { alertText, parseForms, TestBrowser } from './support/browser.ts';
-import { createTestClient, startTestIdp, TEST_PASSWORD, type TestIdp } from './support/idp.ts';
+import { type IdpFixture, openIdpFixture } from './support/fixture.ts';
+import { createTestClient, TEST_PASSWORD, type TestIdp } from './support/idp.ts';
 import { discoverRp, signInAndExchange, startAuthorization } from './support/rp.ts';
 
 describe('consent and password upgrade', () => {
+  let fixture: IdpFixture;
   let idp: TestIdp;
 
   before(async () => {
-    idp = await startTestIdp();
-    await idp.accounts.create({
-      username: 'heidi',
-      password: TEST_PASSWORD,
-      email: 'heidi@example.org',
+    fixture = await openIdpFixture({
+      users: {
+        heidi: { username: 'heidi', password: TEST_PASSWORD, email: 'heidi@example.org' },
+      },
     });
+    idp = fixture.idp;
   });
 
   after(async () => {
-    await idp?.close();
+    await fixture?.close();
   });
 
   /** Signs in to a consent client and returns the consent page. */

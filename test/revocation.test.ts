@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import * as client from 'openid-client';
 import { AuditLog } from '../src/security/audit.ts';
 import { TestBrowser } from './support/browser.ts';
 import { runIdp } from './support/cli.ts';
-import { createTestClient, startTestIdp, TEST_PASSWORD, type TestIdp } from './support/idp.ts';
+import { type IdpFixture, openIdpFixture, type TestRp } from './support/fixture.ts';
+import { createTestClient, TEST_PASSWORD, type TestIdp } from './support/idp.ts';
 import {
   type LogoutReceiver,
   startLogoutReceiver,
@@ -12,37 +12,32 @@ import {
 } from './support/logout-receiver.ts';
 import { assertSessionEnded, discoverRp, signInAndExchange } from './support/rp.ts';
 
-type TestClient = Awaited<ReturnType<typeof createTestClient>>;
-
 describe('ending all of a user’s sessions', () => {
+  let fixture: IdpFixture<'first' | 'second'>;
   let idp: TestIdp;
   let receiver: LogoutReceiver;
-  let apps: { first: TestClient; second: TestClient };
-  let configs: Map<string, client.Configuration>;
+  let apps: Record<'first' | 'second', TestRp>;
   let env: NodeJS.ProcessEnv;
   let audit: AuditLog;
 
   before(async () => {
     receiver = await startLogoutReceiver();
-    idp = await startTestIdp({ server: { outboundFetch: receiver.outboundFetch } });
     const withUri = (name: string) => ({
       backchannelLogoutUri: `${receiver.url}/backchannel/${name}`,
     });
-    apps = {
-      first: await createTestClient(idp, withUri('first')),
-      second: await createTestClient(idp, withUri('second')),
-    };
-    configs = new Map();
-    for (const app of Object.values(apps)) {
-      configs.set(app.clientId, await discoverRp(idp, app.clientId, app.clientSecret));
-    }
+    fixture = await openIdpFixture({
+      idp: { server: { outboundFetch: receiver.outboundFetch } },
+      clients: { first: withUri('first'), second: withUri('second') },
+    });
+    idp = fixture.idp;
+    apps = fixture.clients;
     // Commands reach the same database and Redis, and trust the relying app's authority.
     env = { PATH: process.env['PATH'], ...idp.setup.env, NODE_EXTRA_CA_CERTS: receiver.caFile };
     audit = new AuditLog(idp.database);
   });
 
   after(async () => {
-    await idp?.close();
+    await fixture?.close();
     await receiver?.close();
   });
 
@@ -50,7 +45,7 @@ describe('ending all of a user’s sessions', () => {
   async function signInEverywhere(username: string) {
     const sessions = [];
     for (const app of [apps.first, apps.second]) {
-      const config = configs.get(app.clientId)!;
+      const config = app.config;
       const browser = new TestBrowser(idp.dispatcher);
       const { tokens } = await signInAndExchange(
         idp,

@@ -4,35 +4,37 @@ import * as client from 'openid-client';
 import { fetch } from 'undici';
 import { INVALID_CREDENTIALS } from '../src/interactions/login.ts';
 import { alertText, TestBrowser } from './support/browser.ts';
-import { createTestClient, startTestIdp, TEST_PASSWORD, type TestIdp } from './support/idp.ts';
-import {
-  discoverRp,
-  signInAndExchange,
-  signInWithPassword,
-  startAuthorization,
-} from './support/rp.ts';
+import { type IdpFixture, openIdpFixture, type TestRp } from './support/fixture.ts';
+import { TEST_PASSWORD, type TestIdp } from './support/idp.ts';
+import { signInAndExchange, signInWithPassword, startAuthorization } from './support/rp.ts';
 
 describe('sign-in over TLS', () => {
+  let fixture: IdpFixture<'app', 'alice'>;
   let idp: TestIdp;
-  let app: Awaited<ReturnType<typeof createTestClient>>;
+  let app: TestRp;
   let config: client.Configuration;
   let aliceId: string;
 
   before(async () => {
-    idp = await startTestIdp();
-    app = await createTestClient(idp);
-    config = await discoverRp(idp, app.clientId, app.clientSecret);
-    const alice = await idp.accounts.create({
-      username: 'Alice',
-      password: TEST_PASSWORD,
-      email: 'alice@example.org',
-      name: 'Alice Example',
+    fixture = await openIdpFixture({
+      clients: { app: {} },
+      users: {
+        alice: {
+          username: 'Alice',
+          password: TEST_PASSWORD,
+          email: 'alice@example.org',
+          name: 'Alice Example',
+        },
+      },
     });
-    aliceId = alice.id;
+    idp = fixture.idp;
+    app = fixture.clients.app;
+    config = app.config;
+    aliceId = fixture.users.alice.id;
   });
 
   after(async () => {
-    await idp?.close();
+    await fixture?.close();
   });
 
   const get = (path: string) => fetch(new URL(path, idp.issuer), { dispatcher: idp.dispatcher });
