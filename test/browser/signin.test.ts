@@ -2,44 +2,38 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { Page } from 'playwright-core';
 import { CATALOGUES, type Locale } from '../../src/views/i18n.ts';
-import { startTestCaseApp, type TestCaseApp } from '../support/case-app.ts';
-import { assertAccessible, launchChromium, type TestChromium } from '../support/chromium.ts';
-import { startTestIdp, TEST_PASSWORD, type TestIdp } from '../support/idp.ts';
+import type { TestCaseApp } from '../support/case-app.ts';
+import {
+  assertAccessible,
+  type ChromiumFixture,
+  openChromiumFixture,
+} from '../support/chromium.ts';
+import { TEST_PASSWORD, type TestIdp } from '../support/idp.ts';
 
 describe('browser sign-in through the example app (Chromium, axe-core)', () => {
+  let fixture: ChromiumFixture;
   let idp: TestIdp;
   let app: TestCaseApp;
-  let consentApp: TestCaseApp;
-  let chromium: TestChromium;
 
   before(async () => {
-    idp = await startTestIdp({ env: { IDP_PRODUCT_NAME: 'Riverside Health' } });
-    await idp.accounts.create({
-      username: 'Alice',
-      password: TEST_PASSWORD,
-      name: 'Alice Example',
-      email: 'alice@example.org',
+    fixture = await openChromiumFixture({
+      idp: { env: { IDP_PRODUCT_NAME: 'Riverside Health' } },
+      users: {
+        alice: {
+          username: 'Alice',
+          password: TEST_PASSWORD,
+          name: 'Alice Example',
+          email: 'alice@example.org',
+        },
+      },
+      consentApp: true,
     });
-    app = await startTestCaseApp(idp);
-    consentApp = await startTestCaseApp(
-      idp,
-      { consent: true, name: 'Partner Clinic' },
-      '127.0.0.1',
-    );
-    chromium = await launchChromium(idp.certificates.certFile);
+    ({ idp, app } = fixture);
   });
 
   after(async () => {
-    await chromium?.close();
-    await app?.close();
-    await consentApp?.close();
-    await idp?.close();
+    await fixture?.close();
   });
-
-  /** Opens a page with its own cookies, whose browser requests the given language. */
-  function freshPage(locale: Locale = 'en', viewport?: { width: number; height: number }) {
-    return chromium.newPage({ locale: locale === 'es' ? 'es-ES' : 'en-GB', viewport });
-  }
 
   async function signIn(page: Page, locale: Locale, password = TEST_PASSWORD): Promise<void> {
     const text = CATALOGUES[locale];
@@ -49,13 +43,13 @@ describe('browser sign-in through the example app (Chromium, axe-core)', () => {
   }
 
   it('axe catches an unlabelled field', async () => {
-    const page = await freshPage();
+    const page = await fixture.openPage();
     await page.setContent('<html lang="en"><title>t</title><main><input id="x"></main></html>');
     await assert.rejects(assertAccessible(page, 'a broken page'), /label/);
   });
 
   it('axe in the dark colour scheme', async () => {
-    const page = await freshPage();
+    const page = await fixture.openPage();
     await page.emulateMedia({ colorScheme: 'dark' });
     await page.goto(new URL('/login', app.url).href);
     await signIn(page, 'en', 'wrong');
@@ -64,7 +58,7 @@ describe('browser sign-in through the example app (Chromium, axe-core)', () => {
   });
 
   it('ui_locales from the app wins over Accept-Language', async () => {
-    const page = await freshPage('en');
+    const page = await fixture.openPage('en');
     await page.goto(new URL('/login?lang=es', app.url).href);
     await page.getByRole('heading', { name: CATALOGUES.es['login.title'] }).waitFor();
     assert.equal(await page.getAttribute('html', 'lang'), 'es');
@@ -77,7 +71,7 @@ describe('browser sign-in through the example app (Chromium, axe-core)', () => {
   });
 
   it('visible focus outline', async () => {
-    const page = await freshPage();
+    const page = await fixture.openPage();
     await page.goto(new URL('/login', app.url).href);
     await page.keyboard.press('Tab');
     const outline = await page.evaluate(() => {
@@ -90,7 +84,7 @@ describe('browser sign-in through the example app (Chromium, axe-core)', () => {
   });
 
   it('back-channel logout ends the app session', async () => {
-    const page = await freshPage();
+    const page = await fixture.openPage();
     await page.goto(new URL('/login', app.url).href);
     await signIn(page, 'en');
     await page.locator('#user-name').waitFor();
@@ -106,25 +100,22 @@ describe('browser sign-in through the example app (Chromium, axe-core)', () => {
 });
 
 describe('browser sign-in with JavaScript off', () => {
-  let idp: TestIdp;
+  let fixture: ChromiumFixture;
   let app: TestCaseApp;
-  let chromium: TestChromium;
 
   before(async () => {
-    idp = await startTestIdp();
-    await idp.accounts.create({ username: 'alice', password: TEST_PASSWORD, name: 'Alice' });
-    app = await startTestCaseApp(idp);
-    chromium = await launchChromium(idp.certificates.certFile);
+    fixture = await openChromiumFixture({
+      users: { alice: { username: 'alice', password: TEST_PASSWORD, name: 'Alice' } },
+    });
+    ({ app } = fixture);
   });
 
   after(async () => {
-    await chromium?.close();
-    await app?.close();
-    await idp?.close();
+    await fixture?.close();
   });
 
   it('sign-in and sign-out without JavaScript', async () => {
-    const page = await chromium.newPage({ javaScriptEnabled: false });
+    const page = await fixture.chromium.newPage({ javaScriptEnabled: false });
     await page.goto(app.url.href);
     await page.getByRole('link', { name: 'Sign in', exact: true }).click();
     await page.getByLabel('Username').fill('alice');

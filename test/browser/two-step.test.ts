@@ -3,14 +3,14 @@ import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import type { Page } from 'playwright-core';
 import { CATALOGUES, type Locale } from '../../src/views/i18n.ts';
-import { startTestCaseApp, type TestCaseApp } from '../support/case-app.ts';
+import type { TestCaseApp } from '../support/case-app.ts';
 import {
   assertAccessible,
   assertNoSidewaysScroll,
-  launchChromium,
-  type TestChromium,
+  type ChromiumFixture,
+  openChromiumFixture,
 } from '../support/chromium.ts';
-import { startTestIdp, TEST_PASSWORD, type TestIdp } from '../support/idp.ts';
+import { TEST_PASSWORD, type TestIdp } from '../support/idp.ts';
 import { Authenticator, base32Decode, nowSeconds, referenceTotp, stepOf } from '../support/totp.ts';
 
 /** Describes the focused element, so the tab order can be checked step by step. */
@@ -30,27 +30,23 @@ function staleCode(authenticator: Authenticator): string {
 }
 
 describe('two-step sign-in in Chromium through the example app', () => {
+  let fixture: ChromiumFixture;
   let idp: TestIdp;
   let app: TestCaseApp;
   let consentApp: TestCaseApp;
-  let chromium: TestChromium;
 
   before(async () => {
-    idp = await startTestIdp({ env: { IDP_PRODUCT_NAME: 'Riverside Health' } });
-    app = await startTestCaseApp(idp, { require2fa: true });
-    consentApp = await startTestCaseApp(
-      idp,
-      { consent: true, name: 'Partner Clinic' },
-      '127.0.0.1',
-    );
-    chromium = await launchChromium(idp.certificates.certFile);
+    fixture = await openChromiumFixture({
+      idp: { env: { IDP_PRODUCT_NAME: 'Riverside Health' } },
+      app: { require2fa: true },
+      consentApp: true,
+    });
+    ({ idp, app } = fixture);
+    consentApp = fixture.consentApp!;
   });
 
   after(async () => {
-    await chromium?.close();
-    await app?.close();
-    await consentApp?.close();
-    await idp?.close();
+    await fixture?.close();
   });
 
   async function newUser(): Promise<string> {
@@ -58,11 +54,6 @@ describe('two-step sign-in in Chromium through the example app', () => {
     await idp.accounts.create({ username, password: TEST_PASSWORD, name: 'Maria Lopez' });
 
     return username;
-  }
-
-  /** Opens a page with its own cookies, whose browser requests the given language. */
-  function freshPage(locale: Locale, viewport?: { width: number; height: number }) {
-    return chromium.newPage({ locale: locale === 'es' ? 'es-ES' : 'en-GB', viewport });
   }
 
   /** Runs axe on the page and, at 320 px, checks that it does not scroll sideways. */
@@ -98,7 +89,7 @@ describe('two-step sign-in in Chromium through the example app', () => {
 
     it(`enrol, code, recovery code; axe on every page (${locale})`, async () => {
       const username = await newUser();
-      const page = await freshPage(locale, viewport);
+      const page = await fixture.openPage(locale, viewport);
 
       // First sign-in: the password, then setting up the authenticator.
       await startAtApp(page);
@@ -220,7 +211,7 @@ describe('two-step sign-in in Chromium through the example app', () => {
   it('keyboard only: enrolment and a code with Tab, typing and Enter', async () => {
     const username = await newUser();
     const text = CATALOGUES.en;
-    const page = await freshPage('en');
+    const page = await fixture.openPage('en');
     await page.goto(app.url.href);
     await page.keyboard.press('Tab');
     assert.equal(await focused(page), 'a:Sign in');
@@ -288,7 +279,7 @@ describe('two-step sign-in in Chromium through the example app', () => {
     it(`the account page warns before the idle session ends (${locale})`, async () => {
       const text = CATALOGUES[locale];
       const username = await newUser();
-      const page = await freshPage(locale);
+      const page = await fixture.openPage(locale);
       // The page's clock runs fake, so minutes pass at once; idp's own clock stays real.
       await page.clock.install();
       await page.goto(`${idp.issuer}/account`);

@@ -3,6 +3,11 @@ import { createHash, X509Certificate } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { AxeBuilder } from '@axe-core/playwright';
 import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
+import type { ClientInput } from '../../src/oidc/clients.ts';
+import type { Locale } from '../../src/views/i18n.ts';
+import { startTestCaseApp, type TestCaseApp } from './case-app.ts';
+import { openIdpFixture, type TestUserInput } from './fixture.ts';
+import type { TestIdp, TestIdpOptions } from './idp.ts';
 
 /** Debian's Chromium, installed by .ci/run; Playwright never downloads a browser of its own. */
 export const CHROMIUM = '/usr/bin/chromium';
@@ -73,6 +78,77 @@ export async function launchChromium(certFile: string): Promise<TestChromium> {
       for (const context of contexts) await context.close();
       await browser.close();
     },
+  };
+}
+
+export interface ChromiumFixtureOptions {
+  /** Options of the idp itself, such as IDP_PRODUCT_NAME in its env. */
+  idp?: TestIdpOptions;
+  /** Accounts to create by name. */
+  users?: Record<string, TestUserInput>;
+  /** Overrides of the example app's client registration, such as require2fa. */
+  app?: Partial<ClientInput>;
+  /** Whether to start a second example app, 'Partner Clinic', whose client requires consent. */
+  consentApp?: boolean;
+}
+
+export interface ChromiumFixture {
+  idp: TestIdp;
+  /** The example app, on localhost. */
+  app: TestCaseApp;
+  /** The second example app, on 127.0.0.1, which is started only with the consentApp option. */
+  consentApp?: TestCaseApp;
+  chromium: TestChromium;
+  /** Opens a page with its own cookies, whose browser requests the given language (default en). */
+  openPage(locale?: Locale, viewport?: PageOptions['viewport']): Promise<Page>;
+  /** Closes Chromium, the example apps and the idp, in that order. */
+  close(): Promise<void>;
+}
+
+/**
+ * Starts a test idp with its users, the example app registered there (and the consent app with
+ * the consentApp option), and Chromium trusting the idp's certificate. What was started is closed
+ * again when a later step fails.
+ */
+export async function openChromiumFixture(
+  options: ChromiumFixtureOptions = {},
+): Promise<ChromiumFixture> {
+  const idpFixture = await openIdpFixture({ idp: options.idp, users: options.users });
+  const { idp } = idpFixture;
+  let app: TestCaseApp | undefined;
+  let consentApp: TestCaseApp | undefined;
+  let testChromium: TestChromium | undefined;
+  const close = async () => {
+    await testChromium?.close();
+    await app?.close();
+    await consentApp?.close();
+    await idpFixture.close();
+  };
+  try {
+    app = await startTestCaseApp(idp, options.app);
+    if (options.consentApp) {
+      // Cookies ignore ports, so the second app needs a host name other than the first's.
+      consentApp = await startTestCaseApp(
+        idp,
+        { consent: true, name: 'Partner Clinic' },
+        '127.0.0.1',
+      );
+    }
+    testChromium = await launchChromium(idp.certificates.certFile);
+  } catch (error) {
+    await close();
+    throw error;
+  }
+
+  return {
+    idp,
+    app,
+    consentApp,
+    chromium: testChromium,
+    openPage(locale = 'en', viewport) {
+      return testChromium.newPage({ locale: locale === 'es' ? 'es-ES' : 'en-GB', viewport });
+    },
+    close,
   };
 }
 
