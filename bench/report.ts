@@ -159,6 +159,12 @@ export function renderReport(results: BenchResults): string {
       '| --- | --- | --- | --- | --- | --- | --- | --- |',
       `| ${ms(s.hash.msPerHash)} / ${ms(s.hash.cpuMsPerHash)} ms | ${ratio(s.hash.bound)}/s (${s.hash.cores} cores) | ${ratio(s.hash.parallelRate)}/s | ${spread(s.rates, ratio)} | **${ratio(median(s.rates) / s.hash.bound)}** | ${ratio(median(s.rates) / s.hash.parallelRate)} | ${ms(s.p50)} / ${ms(s.p99)} ms | ${s.failures} |`,
       '',
+      'Where the CPU time of one sign-in went, during the runs. The sign-ins/s that the machine allows when all of it is spent this way is cores / total.',
+      '',
+      '| idp (hashing included) | the load generator | the rest: Redis, Postgres, kernel | total | cores / total |',
+      '| --- | --- | --- | --- | --- |',
+      `| ${ms(s.cpu.idp)} ms | ${ms(s.cpu.loadGenerator)} ms | ${ms(s.cpu.rest)} ms | ${ms(s.cpu.idp + s.cpu.loadGenerator + s.cpu.rest)} ms | ${ratio((s.hash.cores * 1000) / (s.cpu.idp + s.cpu.loadGenerator + s.cpu.rest))}/s |`,
+      '',
     );
   }
   if (results.contention) {

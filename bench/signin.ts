@@ -1,3 +1,4 @@
+import { readFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { verify } from '@node-rs/argon2';
 import { hashPassword } from '../src/accounts/password.ts';
@@ -32,8 +33,19 @@ export interface HashFigures {
   parallelRate: number;
 }
 
+/** CPU time per sign-in, in ms, all runs together, split by where it was spent. */
+export interface SignInCpu {
+  /** The idp process, password hashing included. */
+  idp: number;
+  /** This process, which drives the browsers. */
+  loadGenerator: number;
+  /** Everything else on the machine: Redis, Postgres and the kernel's share of the network. */
+  rest: number;
+}
+
 export interface SignInFigures {
   hash: HashFigures;
+  cpu: SignInCpu;
   /** Sign-ins per second of each run. */
   rates: number[];
   /** Milliseconds from the authorization request to the tokens, all runs together. */
@@ -107,6 +119,21 @@ export async function signInLoad(
   return { durations, failures, seconds: (performance.now() - begin) / 1000 };
 }
 
+/** Reads the CPU time all processes of the machine have used, in seconds (clock ticks of 10 ms). */
+async function machineCpuSeconds(): Promise<number> {
+  const line = (await readFile('/proc/stat', 'utf8')).split('\n')[0] ?? '';
+  // user nice system idle iowait irq softirq steal: everything but idle and iowait is busy.
+  const [user, nice, system, , , irq, softirq, steal] = line
+    .trim()
+    .split(/\s+/)
+    .slice(1)
+    .map(Number);
+
+  return (
+    ((user ?? 0) + (nice ?? 0) + (system ?? 0) + (irq ?? 0) + (softirq ?? 0) + (steal ?? 0)) / 100
+  );
+}
+
 /** Scenario 4: full interactive sign-ins on idp, set against the hashing bound. */
 export async function signInScenario(
   servers: BenchServers,
@@ -122,6 +149,11 @@ export async function signInScenario(
   const rates: number[] = [];
   const all: number[] = [];
   let failures = 0;
+  const cpuBefore = {
+    idp: await servers.idp.cpuSeconds(),
+    self: process.cpuUsage(),
+    machine: await machineCpuSeconds(),
+  };
   for (let run = 0; run < options.runs; run++) {
     const result = await signInLoad(servers.idp, pick, options.signinConcurrency, {
       seconds: options.signinDuration,
@@ -134,8 +166,21 @@ export async function signInScenario(
     );
   }
   all.sort((a, b) => a - b);
+  const idpSeconds = (await servers.idp.cpuSeconds()) - cpuBefore.idp;
+  const self = process.cpuUsage(cpuBefore.self);
+  const selfSeconds = (self.user + self.system) / 1e6;
+  const machineSeconds = (await machineCpuSeconds()) - cpuBefore.machine;
+  const perSignIn = (seconds: number) => (seconds * 1000) / Math.max(1, all.length);
+  const cpu = {
+    idp: perSignIn(idpSeconds),
+    loadGenerator: perSignIn(selfSeconds),
+    rest: perSignIn(Math.max(0, machineSeconds - idpSeconds - selfSeconds)),
+  };
+  log(
+    `  CPU per sign-in: idp ${cpu.idp.toFixed(1)} ms, load generator ${cpu.loadGenerator.toFixed(1)} ms, the rest ${cpu.rest.toFixed(1)} ms`,
+  );
 
-  return { hash, rates, p50: quantile(all, 0.5), p99: quantile(all, 0.99), failures };
+  return { hash, cpu, rates, p50: quantile(all, 0.5), p99: quantile(all, 0.99), failures };
 }
 
 export interface ContentionFigures {
