@@ -85,6 +85,14 @@ describe('two nodes sharing Postgres and Redis', () => {
     return new URL(answer.location!).searchParams;
   }
 
+  /** Counts the introspection and userinfo lookups `node` answered from its copies. */
+  const cacheHits = async (node: TestIdp) => {
+    const metric = await node.server.metrics.registry
+      .getSingleMetric('idp_token_cache_lookups_total')!
+      .get();
+    return metric.values.find((value) => value.labels['result'] === 'hit')?.value ?? 0;
+  };
+
   it('sign in on one, exchange and refresh on the other, log out on the first', async () => {
     const browser = new TestBrowser(first.dispatcher);
     const tokens = await signIn(browser, rpSecond);
@@ -101,6 +109,11 @@ describe('two nodes sharing Postgres and Redis', () => {
       (await silentAnswer(browser, second)).get('code'),
       'the session is seen on the second',
     );
+    await eventually('userinfo served from the copies', async () => {
+      const before = await cacheHits(second);
+      await client.fetchUserInfo(rpSecond, refreshed.access_token, tokens.claims()!.sub);
+      return (await cacheHits(second)) > before;
+    });
 
     const endSession = client.buildEndSessionUrl(rpFirst, {
       id_token_hint: tokens.id_token!,
@@ -110,15 +123,12 @@ describe('two nodes sharing Postgres and Redis', () => {
     const done = await browser.submit(confirm, { logout: 'yes' }, 'https://app.example.test/');
     assert.equal(done.location, 'https://app.example.test/signed-out');
     assert.equal((await silentAnswer(browser, second)).get('error'), 'login_required');
+    // The logout ended the session and revoked its grant, which the second node's copies held.
+    const introspected = await client.tokenIntrospection(rpSecond, refreshed.access_token);
+    assert.equal(introspected.active, false);
   });
 
   it('revocation reaches the other node at once', async () => {
-    const cacheHits = async (node: TestIdp) => {
-      const metric = await node.server.metrics.registry
-        .getSingleMetric('idp_token_cache_lookups_total')!
-        .get();
-      return metric.values.find((value) => value.labels['result'] === 'hit')?.value ?? 0;
-    };
     const introspect = async (token: string) =>
       (await client.tokenIntrospection(rpFirst, token)).active;
 

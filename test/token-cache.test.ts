@@ -128,6 +128,7 @@ describe('token copies kept up to date by Redis', () => {
       Adapter,
       tokens: new Adapter('AccessToken'),
       refreshTokens: new Adapter('RefreshToken'),
+      sessions: new Adapter('Session'),
       grants: new Adapter('Grant'),
       key,
     };
@@ -213,6 +214,25 @@ describe('token copies kept up to date by Redis', () => {
     await eventually(
       'the grant change to be seen',
       async () => (await introspect())?.clientId === 'client-2',
+      2000,
+    );
+  });
+
+  it('keeps a session found by uid', async () => {
+    const { cache, sessions, key, settle } = await open();
+    const [sessionId, uid] = [id(), id()];
+    await sessions.upsert(sessionId, { uid, accountId: 'alice', exp: inAnHour() }, 3600);
+    await settle();
+    const find = () => introspecting(() => sessions.findByUid(uid));
+    assert.equal((await find())?.accountId, 'alice');
+    const hits = cache.stats.hits;
+    assert.equal((await find())?.accountId, 'alice');
+    assert.equal(cache.stats.hits, hits + 2, 'the uid index and the session came from the copies');
+
+    await other.del(key('Session', sessionId));
+    await eventually(
+      'the ended session to be seen',
+      async () => (await find()) === undefined,
       2000,
     );
   });
