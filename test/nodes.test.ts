@@ -85,7 +85,7 @@ describe('two nodes sharing Postgres and Redis', () => {
     return new URL(answer.location!).searchParams;
   }
 
-  /** Counts the introspection and userinfo lookups `node` answered from its copies. */
+  /** Counts the introspection and userinfo lookups that `node` served from its copies. */
   const cacheHits = async (node: TestIdp) => {
     const metric = await node.server.metrics.registry
       .getSingleMetric('idp_token_cache_lookups_total')!
