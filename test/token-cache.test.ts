@@ -190,6 +190,18 @@ describe('token copies kept up to date by Redis', () => {
     );
   });
 
+  it('keeps no copy of an overlong token', async () => {
+    const { cache, tokens, refreshTokens } = await open();
+    // A token of 40,000 characters, as a client may send, must not cost the node that much memory.
+    const overlong = 'x'.repeat(40_000);
+    assert.equal(await introspecting(() => tokens.find(overlong)), undefined);
+    assert.equal(await introspecting(() => refreshTokens.find(overlong)), undefined);
+    const { hits, misses } = cache.stats;
+    assert.equal(await introspecting(() => tokens.find(overlong)), undefined);
+    assert.equal(cache.stats.hits, hits, 'nothing was served from the copies');
+    assert.equal(cache.stats.misses, misses, 'nothing was looked up in the copies');
+  });
+
   it('keeps the grant of a token', async () => {
     const { cache, tokens, grants, key, settle } = await open();
     const [tokenId, grantId] = [id(), id()];

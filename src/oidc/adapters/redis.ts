@@ -53,6 +53,10 @@ const GRANT_READ_AHEAD_MODELS: ReadonlySet<string> = new Set([
  */
 const CACHED_MODELS: readonly string[] = ['AccessToken', 'RefreshToken', 'Grant', 'Session'];
 
+// The maximum length of an id whose record the copies keep. oidc-provider's ids and uids are at
+// most 43 characters with its default of 256 random bits per token.
+const MAX_KEPT_ID_LENGTH = 128;
+
 /** Returns the key prefixes of the records and indexes a TokenCache keeps for an adapter. */
 export function tokenCachePrefixes(prefix: string): string[] {
   return [...CACHED_MODELS.map((model) => `${prefix}oidc:${model}:`), `${prefix}oidc:uid:Session:`];
@@ -353,7 +357,7 @@ export function createRedisAdapter(
         return grant ?? undefined;
       }
       const key = this.#key(id);
-      const copies = this.#copiesFor(scope);
+      const copies = this.#copiesFor(scope, id);
       const readAheadGrants = GRANT_READ_AHEAD_MODELS.has(this.model) ? grants : undefined;
       const kept = copies?.peek(key);
       if (copies && kept !== undefined) {
@@ -402,7 +406,7 @@ export function createRedisAdapter(
 
     async findByUid(uid: string): Promise<AdapterPayload | undefined> {
       const indexKey = `${base}uid:${this.model}:${uid}`;
-      const copies = this.#copiesFor(readAhead.getStore());
+      const copies = this.#copiesFor(readAhead.getStore(), uid);
       // The index and the record are kept apart, since either can change without the other.
       const keptId = copies?.peek(indexKey);
       if (keptId === null) return undefined;
@@ -431,9 +435,14 @@ export function createRedisAdapter(
       return payload?.uid === uid ? payload : undefined;
     }
 
-    // The node's copies, when this request may use them for this model.
-    #copiesFor(scope: RequestReads | undefined): TokenCache | undefined {
-      return cache?.tracking && scope?.cacheable && cachedModels.has(this.model)
+    // The node's copies, when this request may use them for this model and id. The ids that
+    // oidc-provider issues are short, while a client may send a token of tens of kilobytes:
+    // a longer id is read from Redis and never kept, so the copies' memory stays bounded.
+    #copiesFor(scope: RequestReads | undefined, id: string): TokenCache | undefined {
+      return cache?.tracking &&
+        scope?.cacheable &&
+        cachedModels.has(this.model) &&
+        id.length <= MAX_KEPT_ID_LENGTH
         ? cache
         : undefined;
     }
