@@ -159,6 +159,21 @@ describe('two nodes sharing Postgres and Redis', () => {
     await client.tokenRevocation(rpSecond, granted.refresh_token!);
     assert.equal(await introspect(granted.access_token), false);
 
+    // A refresh token used on the second node is spent on the first, for every token_type_hint.
+    const rotating = await signIn(new TestBrowser(first.dispatcher), rp);
+    await eventually('a read served from the copy', async () => {
+      const before = await cacheHits(first);
+      assert.equal(await introspect(rotating.refresh_token!), true);
+      return (await cacheHits(first)) > before;
+    });
+    const rotated = await client.refreshTokenGrant(rpSecond, rotating.refresh_token!);
+    for (const hint of [undefined, 'refresh_token', 'access_token']) {
+      const parameters = hint ? { token_type_hint: hint } : undefined;
+      const spent = await client.tokenIntrospection(rpFirst, rotating.refresh_token!, parameters);
+      assert.equal(spent.active, false, `the spent refresh token with hint ${hint}`);
+    }
+    assert.equal(await introspect(rotated.refresh_token!), true);
+
     // A command run outside both nodes, which keeps no copies, reaches them through Redis too.
     await first.accounts.create({ username: 'carol', password: TEST_PASSWORD });
     const start = await startAuthorization(rpFirst, app.redirectUri);
