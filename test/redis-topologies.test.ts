@@ -25,6 +25,14 @@ async function keysOn(port: number): Promise<string[]> {
   }
 }
 
+/** Returns the idp_token_cache_tracking gauge of `idp`: 1 while its token copies are in use. */
+async function tokenCacheTracking(idp: TestIdp): Promise<number | undefined> {
+  const gauge = idp.server.metrics.registry.getSingleMetric('idp_token_cache_tracking');
+  assert.ok(gauge, 'the gauge is registered');
+
+  return (await gauge.get()).values[0]?.value;
+}
+
 /** Signs in, refreshes and logs out: every Redis script and transaction of the adapter runs. */
 async function exerciseSessions(idp: TestIdp): Promise<void> {
   await idp.accounts.create({ username: 'alice', password: TEST_PASSWORD });
@@ -78,6 +86,7 @@ describe('REDIS_URL with Sentinel', () => {
     await exerciseSessions(idp);
     const keys = await keysOn(primary.port);
     assert.ok(keys.some((key) => key.startsWith(`${idp.testRedis.prefix}oidc:Session:`)));
+    assert.equal(await tokenCacheTracking(idp), 1, 'the token copies track the primary');
   });
 });
 
@@ -128,6 +137,7 @@ describe('REDIS_URL with Cluster', () => {
     assert.equal(ours.filter((keys) => keys.length > 0).length, 1, 'all keys on one primary');
     assert.ok(ours.flat().some((key) => key.startsWith(`${prefix}oidc:Session:`)));
     assert.equal(perNode.flat().length, ours.flat().length, 'no key without the hash tag');
+    assert.equal(await tokenCacheTracking(idp), 0, 'the token copies are off in Cluster mode');
   });
 
   it('a key rotation notice reaches the node through the cluster', async () => {
