@@ -137,8 +137,8 @@ function onlyFor<C extends Context>(
   return (ctx: C, next: Next): unknown => (owns(ctx.path) ? routes(ctx, next) : next());
 }
 
-// oidc-provider's introspection and userinfo routes: requests that only read tokens, which the
-// node's copies of tokens may answer.
+// oidc-provider's introspection and userinfo routes: requests that only read tokens, so the
+// node's copies of tokens may serve them.
 const TOKEN_READ_PATHS: ReadonlySet<string> = new Set(['/token/introspection', '/me']);
 
 /** Adds idp's middleware and routes to the oidc-provider koa application. */

@@ -1,7 +1,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { AdapterPayload } from 'oidc-provider';
 
-/** What the Redis adapter knows about the HTTP request it serves. */
+/** The state the Redis adapter keeps for the HTTP request it serves. */
 export interface RequestReads {
   /**
    * Grants read together with a token during this request, by grant id (null when the Grant was
@@ -12,7 +12,7 @@ export interface RequestReads {
   grants: Map<string, AdapterPayload | null>;
   /**
    * Whether the request only reads tokens (introspection, userinfo), so that the node's copies
-   * kept up to date by Redis may answer it. The token endpoint always reads Redis itself, because
+   * kept up to date by Redis may serve it. The token endpoint always reads Redis itself, because
    * codes and refresh tokens must be used once.
    */
   cacheable: boolean;

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { Adapter, AdapterConstructor, AdapterPayload } from 'oidc-provider';
 import { readAhead, type RequestReads } from './read-ahead.ts';
-import { deepFreeze, type Keep, type TokenCache } from './token-cache.ts';
+import type { CacheEntry, TokenCache } from './token-cache.ts';
 
 // Models whose records carry a grantId and are deleted when the grant is revoked.
 export const GRANTABLE_MODELS: ReadonlySet<string> = new Set([
@@ -51,15 +51,22 @@ const GRANT_READ_AHEAD_MODELS: ReadonlySet<string> = new Set([
  * reports their changes. A session-bound token is checked against its Session, which is found by
  * its uid.
  */
-const CACHED_MODELS: readonly string[] = ['AccessToken', 'RefreshToken', 'Grant', 'Session'];
+const CACHED_MODELS: ReadonlySet<string> = new Set([
+  'AccessToken',
+  'RefreshToken',
+  'Grant',
+  'Session',
+]);
 
 // The maximum length of an id whose record the copies keep. oidc-provider's ids and uids are at
 // most 43 characters with its default of 256 random bits per token.
-const MAX_KEPT_ID_LENGTH = 128;
+const MAX_CACHED_ID_LENGTH = 128;
 
 /** Returns the key prefixes of the records and indexes a TokenCache keeps for an adapter. */
 export function tokenCachePrefixes(prefix: string): string[] {
-  return [...CACHED_MODELS.map((model) => `${prefix}oidc:${model}:`), `${prefix}oidc:uid:Session:`];
+  const records = [...CACHED_MODELS].map((model) => `${prefix}oidc:${model}:`);
+
+  return [...records, `${prefix}oidc:uid:Session:`];
 }
 
 /*
@@ -83,7 +90,7 @@ function lua(source: string): LuaScript {
 
 // Lua helpers. forget() deletes the uid, userCode, grant and account index entries of one
 // record, and revokeGrant() deletes every record of a grant index and the index itself, and
-// returns the record keys the index held.
+// returns the record keys the index contained.
 // ARGV[1] is the key base `${prefix}oidc:`, and record keys are `<base><Model>:<id>`.
 const FORGET = `
 local base = ARGV[1]
@@ -282,7 +289,6 @@ export function createRedisAdapter(
     throw new TypeError('createRedisAdapter: use the prefix argument, not ioredis keyPrefix');
   }
   const base = `${prefix}oidc:`;
-  const cachedModels = new Set(CACHED_MODELS);
 
   return class RedisAdapter implements Adapter {
     readonly model: string;
@@ -340,10 +346,10 @@ export function createRedisAdapter(
       this.#forget(key, uidKey);
     }
 
-    // Redis reports the change to every node, this one included; dropping the copy here as well
-    // means a request that follows this write on this node never reads the old record.
+    // Redis reports the change to every node, this one included. Dropping the copy here as well
+    // means that a request following this write on this node never reads the old record.
     #forget(...keys: string[]): void {
-      if (cache && cachedModels.has(this.model)) cache.forget(keys.filter(Boolean));
+      if (cache && CACHED_MODELS.has(this.model)) cache.forget(keys.filter(Boolean));
     }
 
     async find(id: string): Promise<AdapterPayload | undefined> {
@@ -359,9 +365,9 @@ export function createRedisAdapter(
       const key = this.#key(id);
       const copies = this.#copiesFor(scope, id);
       const readAheadGrants = GRANT_READ_AHEAD_MODELS.has(this.model) ? grants : undefined;
-      const kept = copies?.peek(key);
-      if (copies && kept !== undefined) {
-        const payload = (kept ?? undefined) as AdapterPayload | undefined;
+      const cached = copies?.peek(key);
+      if (copies && cached !== undefined) {
+        const payload = (cached ?? undefined) as AdapterPayload | undefined;
         const grantId = readAheadGrants ? payload?.grantId : undefined;
         if (readAheadGrants && typeof grantId === 'string') {
           const grant = copies.peek(`${base}Grant:${grantId}`);
@@ -370,10 +376,8 @@ export function createRedisAdapter(
 
         return payload;
       }
-      // What is kept is shared by every later request, so it is frozen.
-      const hold = copies ? deepFreeze : <T>(value: T) => value;
       if (!readAheadGrants) {
-        const read = async () => hold(parse(await redis.get(key)));
+        const read = async () => parse(await redis.get(key));
         return copies
           ? copies.read(read, (payload) => [[key, payload ?? null, payload?.exp]])
           : read();
@@ -383,17 +387,17 @@ export function createRedisAdapter(
           [string, string?, (string | null)?] | null;
         if (!reply) return undefined;
         const [raw, grantId, grant] = reply;
-        const payload = hold(parse(raw));
+        const payload = parse(raw);
         // The script finds the grant id in the JSON text; a nested "grantId" member must not count.
         if (grantId === undefined || payload?.grantId !== grantId) return { payload };
 
-        return { payload, grantId, grant: hold(parse(grant)) ?? null };
+        return { payload, grantId, grant: parse(grant) ?? null };
       };
       const found = copies
-        ? await copies.read(read, (result): Keep[] => {
+        ? await copies.read(read, (result): CacheEntry[] => {
             if (!result) return [[key, null]];
             const { payload, grantId, grant } = result;
-            const keep: Keep[] = [[key, payload ?? null, payload?.exp]];
+            const keep: CacheEntry[] = [[key, payload ?? null, payload?.exp]];
             if (grantId !== undefined) keep.push([`${base}Grant:${grantId}`, grant, grant?.exp]);
 
             return keep;
@@ -407,20 +411,15 @@ export function createRedisAdapter(
     async findByUid(uid: string): Promise<AdapterPayload | undefined> {
       const indexKey = `${base}uid:${this.model}:${uid}`;
       const copies = this.#copiesFor(readAhead.getStore(), uid);
-      // The index and the record are kept apart, since either can change without the other.
-      const keptId = copies?.peek(indexKey);
-      if (keptId === null) return undefined;
-      const kept = typeof keptId === 'string' ? copies?.peek(this.#key(keptId)) : undefined;
-      let payload = (kept ?? undefined) as AdapterPayload | undefined;
-      if (kept === undefined) {
-        const hold = copies ? deepFreeze : <T>(value: T) => value;
-        const read = async () => {
-          const reply = (await run(redis, FIND_BY_INDEX, [indexKey], [this.#recordPrefix])) as
-            [string, string?] | null;
-          return reply ? { id: reply[0], payload: hold(parse(reply[1])) } : undefined;
-        };
+      // The index and the record are cached apart, since either can change without the other.
+      const cachedId = copies?.peek(indexKey);
+      if (cachedId === null) return undefined;
+      const cached = typeof cachedId === 'string' ? copies?.peek(this.#key(cachedId)) : undefined;
+      let payload = (cached ?? undefined) as AdapterPayload | undefined;
+      if (cached === undefined) {
+        const read = () => this.#findByIndex(indexKey);
         const found = copies
-          ? await copies.read(read, (result): Keep[] =>
+          ? await copies.read(read, (result): CacheEntry[] =>
               result
                 ? [
                     [indexKey, result.id],
@@ -435,23 +434,29 @@ export function createRedisAdapter(
       return payload?.uid === uid ? payload : undefined;
     }
 
-    // The node's copies, when this request may use them for this model and id. The ids that
-    // oidc-provider issues are short, while a client may send a token of tens of kilobytes:
-    // a longer id is read from Redis and never kept, so the copies' memory stays bounded.
+    // Reads the id that an index key contains and the record with that id, in one round trip.
+    async #findByIndex(indexKey: string) {
+      const reply = (await run(redis, FIND_BY_INDEX, [indexKey], [this.#recordPrefix])) as
+        [string, string?] | null;
+
+      return reply ? { id: reply[0], payload: parse(reply[1]) } : undefined;
+    }
+
+    // Returns the node's copies when this request may use them for this model and id. The ids
+    // that oidc-provider issues are short, but a client may send a token of tens of kilobytes, so
+    // a longer id is read from Redis and never cached, which keeps the copies' memory bounded.
     #copiesFor(scope: RequestReads | undefined, id: string): TokenCache | undefined {
       return cache?.tracking &&
         scope?.cacheable &&
-        cachedModels.has(this.model) &&
-        id.length <= MAX_KEPT_ID_LENGTH
+        CACHED_MODELS.has(this.model) &&
+        id.length <= MAX_CACHED_ID_LENGTH
         ? cache
         : undefined;
     }
 
     async findByUserCode(userCode: string): Promise<AdapterPayload | undefined> {
       const indexKey = `${base}userCode:${this.model}:${userCode}`;
-      const reply = (await run(redis, FIND_BY_INDEX, [indexKey], [this.#recordPrefix])) as
-        [string, string?] | null;
-      const payload = parse(reply?.[1]);
+      const payload = (await this.#findByIndex(indexKey))?.payload;
       return payload?.userCode === userCode ? payload : undefined;
     }
 
@@ -483,7 +488,8 @@ export function createRedisAdapter(
         [`${base}account:${accountId}`],
         [base, accountId, keep],
       )) as [number, ...string[]];
-      // The script does not list the tokens it deleted; dropping every copy is rare enough here.
+      // The script does not list the tokens it deleted. Ending an account is rare, so dropping
+      // every copy costs little.
       cache?.forgetAll();
 
       return {

@@ -5,21 +5,19 @@ import type { Logger } from '../../logger.ts';
 export interface TokenCacheStats {
   hits: number;
   misses: number;
-  /** Whether Redis is sending this node invalidations, so that reads may be kept. */
-  tracking: boolean;
 }
 
 /**
- * A value kept for a key: a record, parsed and frozen so that every request can share it, a plain
- * string such as the id an index holds, or null when the key did not exist.
+ * A value cached for a key: a parsed record, a plain string such as the id an index contains, or
+ * null when the key did not exist.
  */
-export type Kept = Readonly<object> | string | null;
+export type CachedValue = object | string | null;
 
-/** A key to keep, its value, and when the value carries one, its expiry in epoch seconds. */
-export type Keep = [key: string, value: Kept, exp?: unknown];
+/** A key to cache, its value, and when the value carries one, its expiry in epoch seconds. */
+export type CacheEntry = [key: string, value: CachedValue, exp?: unknown];
 
-interface Entry {
-  value: Kept;
+interface StoredEntry {
+  value: CachedValue;
   expires: number;
 }
 
@@ -31,8 +29,8 @@ interface Read {
 
 const INVALIDATE_CHANNEL = '__redis__:invalidate';
 
-/** Freezes `value` and everything it holds, so that no reader can change what others share. */
-export function deepFreeze<T>(value: T): T {
+/** Freezes `value` and every object it contains, so that no reader can change what others share. */
+function deepFreeze<T>(value: T): T {
   if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
     Object.freeze(value);
     for (const member of Object.values(value)) deepFreeze(member);
@@ -53,8 +51,8 @@ export function deepFreeze<T>(value: T): T {
  *
  * A connection can also stall without closing, as when the network between the node and Redis
  * fails. The cache pings Redis every second on it, and serves no copy while the last ping sent
- * more than three seconds ago has no answer. Redis answers a ping after every report queued
- * before it, so once the answer arrives the copies are current again.
+ * more than three seconds ago has no reply. Redis replies to a ping after every report queued
+ * before it, so once the reply arrives the copies are current again.
  */
 export class TokenCache {
   readonly #connection: Redis;
@@ -63,7 +61,7 @@ export class TokenCache {
   readonly #size: number;
   readonly #maxAgeMs: number;
   readonly #now: () => number;
-  readonly #entries = new Map<string, Entry>();
+  readonly #entries = new Map<string, StoredEntry>();
   readonly #reads = new Set<Read>();
   // Raised on every drop and every flush; a read begun in an earlier epoch is not kept.
   #epoch = 0;
@@ -135,11 +133,14 @@ export class TokenCache {
   }
 
   get stats(): TokenCacheStats {
-    return { hits: this.#hits, misses: this.#misses, tracking: this.tracking };
+    return { hits: this.#hits, misses: this.#misses };
   }
 
-  /** Returns the kept value of `key`: null for a key known to be missing, undefined if none is kept. */
-  peek(key: string): Kept | undefined {
+  /**
+   * Returns the cached value of `key`: null for a key known to be missing, undefined if none is
+   * cached. Records are frozen, because every request shares them.
+   */
+  peek(key: string): CachedValue | undefined {
     const entry = this.#entries.get(key);
     if (entry === undefined || !this.tracking) {
       this.#misses += 1;
@@ -156,11 +157,11 @@ export class TokenCache {
   }
 
   /**
-   * Runs `load`, a read from Redis, and keeps each key and value that `keep` picks from its result,
-   * unless Redis reported a change to that key while the read ran. Returns what `load` returned.
-   * Kept records must be frozen (deepFreeze), since every later request shares them.
+   * Runs `load`, a read from Redis, and caches each key and value that `keep` picks from its
+   * result, unless Redis reported a change to that key while the read ran. Returns what `load`
+   * returned. A cached record is frozen, so the caller receives it frozen too.
    */
-  async read<T>(load: () => Promise<T>, keep: (result: T) => Keep[]): Promise<T> {
+  async read<T>(load: () => Promise<T>, keep: (result: T) => CacheEntry[]): Promise<T> {
     if (!this.tracking) return load();
     const read: Read = { epoch: this.#epoch, invalidated: new Set() };
     this.#reads.add(read);
@@ -168,7 +169,7 @@ export class TokenCache {
       const result = await load();
       if (read.epoch === this.#epoch && this.tracking) {
         for (const [key, value, exp] of keep(result)) {
-          if (!read.invalidated.has(key)) this.#keep(key, value, exp);
+          if (!read.invalidated.has(key)) this.#store(key, value, exp);
         }
       }
 
@@ -199,14 +200,14 @@ export class TokenCache {
     this.#connection.disconnect();
   }
 
-  #keep(key: string, value: Kept, exp: unknown): void {
+  #store(key: string, value: CachedValue, exp: unknown): void {
     const now = this.#now();
     let expires = now + this.#maxAgeMs;
     // A record stops being kept when it expires in Redis.
     if (typeof exp === 'number') expires = Math.min(expires, exp * 1000);
     if (expires <= now) return;
     this.#entries.delete(key);
-    this.#entries.set(key, { value, expires });
+    this.#entries.set(key, { value: deepFreeze(value), expires });
     if (this.#entries.size > this.#size) {
       this.#entries.delete(this.#entries.keys().next().value as string);
     }
