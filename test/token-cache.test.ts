@@ -32,12 +32,12 @@ const introspecting = <T>(read: () => Promise<T>) => withReadAhead(read, { cache
 async function startRelay(target: URL) {
   const sockets = new Set<Socket>();
   // Bytes held back while stalled, in arrival order, with the socket each is meant for.
-  const held: Array<[Socket, Buffer]> = [];
+  const heldBack: Array<[Socket, Buffer]> = [];
   let stalled = false;
   const server: Server = createServer((inbound) => {
     const outbound = connect(Number(target.port || 6379), target.hostname);
     const relay = (from: Socket, to: Socket) =>
-      from.on('data', (chunk: Buffer) => (stalled ? held.push([to, chunk]) : to.write(chunk)));
+      from.on('data', (chunk: Buffer) => (stalled ? heldBack.push([to, chunk]) : to.write(chunk)));
     relay(inbound, outbound);
     relay(outbound, inbound);
     for (const socket of [inbound, outbound]) {
@@ -59,7 +59,7 @@ async function startRelay(target: URL) {
     stall: () => (stalled = true),
     resume() {
       stalled = false;
-      for (const [to, chunk] of held.splice(0)) to.write(chunk);
+      for (const [to, chunk] of heldBack.splice(0)) to.write(chunk);
     },
     close() {
       sockets.forEach((socket) => socket.destroy());
@@ -72,7 +72,8 @@ describe('token copies kept up to date by Redis', () => {
   let testRedis: TestRedis;
   // Writes made by "another node": a connection of the test's own.
   let other: Redis;
-  const opened: Array<{ close(): Promise<void> }> = [];
+  // Caches and relays to close at the end.
+  const opened: Array<{ close(): unknown }> = [];
 
   before(async () => {
     testRedis = await connectTestRedis();
@@ -84,11 +85,22 @@ describe('token copies kept up to date by Redis', () => {
     await testRedis?.cleanup();
   });
 
-  /** Opens a cache and an adapter under a prefix of their own, with the cache tracking. */
-  async function open(options: { connection?: Redis; staleAfterMs?: number } = {}) {
+  /**
+   * Opens a cache and an adapter under a prefix of their own, with the cache tracking. With
+   * `relayed`, the cache's connection goes through a relay that the test can stall.
+   */
+  async function open(
+    options: { connection?: Redis; relayed?: boolean; staleAfterMs?: number } = {},
+  ) {
     const prefix = `${testRedis.prefix}${id()}:`;
     const { logger, logs } = captureLogs('info');
-    const connection = options.connection ?? createTrackingConnection(other);
+    const relay = options.relayed ? await startRelay(new URL(TEST_REDIS_URL)) : undefined;
+    if (relay) opened.push(relay);
+    const connection =
+      options.connection ??
+      createTrackingConnection(
+        relay ? new Redis(relay.url, { lazyConnect: true, maxRetriesPerRequest: 1 }) : other,
+      );
     const cache = new TokenCache({
       connection,
       prefixes: tokenCachePrefixes(prefix),
@@ -122,6 +134,7 @@ describe('token copies kept up to date by Redis', () => {
 
     return {
       settle,
+      relay,
       cache,
       connection,
       logs,
@@ -143,8 +156,10 @@ describe('token copies kept up to date by Redis', () => {
 
     assert.equal((await introspecting(() => tokens.find(tokenId)))?.scope, 'openid');
     const hits = cache.stats.hits;
-    assert.equal((await introspecting(() => tokens.find(tokenId)))?.scope, 'openid');
+    const served = await introspecting(() => tokens.find(tokenId));
+    assert.equal(served?.scope, 'openid');
     assert.equal(cache.stats.hits, hits + 1, 'the second read was served from the copy');
+    assert.ok(Object.isFrozen(served), 'the copy every request shares cannot be changed');
 
     await other.set(key('AccessToken', tokenId), JSON.stringify(token({ scope: 'changed' })));
     await eventually(
@@ -251,36 +266,33 @@ describe('token copies kept up to date by Redis', () => {
 
   it('drops copies at once on local writes', async () => {
     // Reports from Redis are held back, so only the adapter's own dropping can show the change.
-    const relay = await startRelay(new URL(TEST_REDIS_URL));
-    const connection = createTrackingConnection(
-      new Redis(relay.url, { lazyConnect: true, maxRetriesPerRequest: 1 }),
-    );
-    try {
-      const { cache, tokens, grants, Adapter, settle } = await open({ connection });
-      const [tokenId, revoked, grantId, ended, accountGrant] = [id(), id(), id(), id(), id()];
-      await tokens.upsert(tokenId, token({ scope: 'openid' }), 3600);
-      await grants.upsert(grantId, { accountId: 'alice', clientId: 'client-1' }, 3600);
-      await tokens.upsert(revoked, token({ grantId }), 3600);
-      await grants.upsert(accountGrant, { accountId: 'bob', clientId: 'client-1' }, 3600);
-      await tokens.upsert(ended, token({ accountId: 'bob', grantId: accountGrant }), 3600);
-      await settle();
-      for (const kept of [tokenId, revoked, ended]) await introspecting(() => tokens.find(kept));
-      const hits = cache.stats.hits;
-      for (const kept of [tokenId, revoked, ended]) await introspecting(() => tokens.find(kept));
-      assert.equal(cache.stats.hits, hits + 5, 'the three tokens and two grants are kept');
-
-      relay.stall();
-      await tokens.upsert(tokenId, token({ scope: 'openid email' }), 3600);
-      assert.equal((await introspecting(() => tokens.find(tokenId)))?.scope, 'openid email');
-      await tokens.destroy(tokenId);
-      assert.equal(await introspecting(() => tokens.find(tokenId)), undefined);
-      await tokens.revokeByGrantId(grantId);
-      assert.equal(await introspecting(() => tokens.find(revoked)), undefined);
-      await Adapter.revokeAccount('bob');
-      assert.equal(await introspecting(() => tokens.find(ended)), undefined);
-    } finally {
-      relay.close();
+    const { cache, tokens, grants, Adapter, settle, relay } = await open({ relayed: true });
+    assert.ok(relay);
+    const [tokenId, revoked, grantId, ended, accountGrant] = [id(), id(), id(), id(), id()];
+    await tokens.upsert(tokenId, token({ scope: 'openid' }), 3600);
+    await grants.upsert(grantId, { accountId: 'alice', clientId: 'client-1' }, 3600);
+    await tokens.upsert(revoked, token({ grantId }), 3600);
+    await grants.upsert(accountGrant, { accountId: 'bob', clientId: 'client-1' }, 3600);
+    await tokens.upsert(ended, token({ accountId: 'bob', grantId: accountGrant }), 3600);
+    await settle();
+    for (const cachedId of [tokenId, revoked, ended]) {
+      await introspecting(() => tokens.find(cachedId));
     }
+    const hits = cache.stats.hits;
+    for (const cachedId of [tokenId, revoked, ended]) {
+      await introspecting(() => tokens.find(cachedId));
+    }
+    assert.equal(cache.stats.hits, hits + 5, 'the three tokens and two grants are kept');
+
+    relay.stall();
+    await tokens.upsert(tokenId, token({ scope: 'openid email' }), 3600);
+    assert.equal((await introspecting(() => tokens.find(tokenId)))?.scope, 'openid email');
+    await tokens.destroy(tokenId);
+    assert.equal(await introspecting(() => tokens.find(tokenId)), undefined);
+    await tokens.revokeByGrantId(grantId);
+    assert.equal(await introspecting(() => tokens.find(revoked)), undefined);
+    await Adapter.revokeAccount('bob');
+    assert.equal(await introspecting(() => tokens.find(ended)), undefined);
   });
 
   it('drops a read that a change overtook', async () => {
@@ -343,34 +355,30 @@ describe('token copies kept up to date by Redis', () => {
   }
 
   it('stops serving copies on a stalled connection', async () => {
-    const relay = await startRelay(new URL(TEST_REDIS_URL));
-    const connection = createTrackingConnection(
-      new Redis(relay.url, { lazyConnect: true, maxRetriesPerRequest: 1 }),
+    const { cache, tokens, key, settle, relay } = await open({
+      relayed: true,
+      staleAfterMs: 500,
+    });
+    assert.ok(relay);
+    const tokenId = id();
+    await tokens.upsert(tokenId, token({ scope: 'before' }), 3600);
+    await settle();
+    await introspecting(() => tokens.find(tokenId));
+    const hits = cache.stats.hits;
+    assert.equal((await introspecting(() => tokens.find(tokenId)))?.scope, 'before');
+    assert.equal(cache.stats.hits, hits + 1, 'the copy is kept');
+
+    relay.stall();
+    await other.set(key('AccessToken', tokenId), JSON.stringify(token({ scope: 'stalled' })));
+    await eventually(
+      'the change to be read from Redis',
+      async () => (await introspecting(() => tokens.find(tokenId)))?.scope === 'stalled',
+      2000,
     );
-    try {
-      const { cache, tokens, key, settle } = await open({ connection, staleAfterMs: 500 });
-      const tokenId = id();
-      await tokens.upsert(tokenId, token({ scope: 'before' }), 3600);
-      await settle();
-      await introspecting(() => tokens.find(tokenId));
-      const hits = cache.stats.hits;
-      assert.equal((await introspecting(() => tokens.find(tokenId)))?.scope, 'before');
-      assert.equal(cache.stats.hits, hits + 1, 'the copy is kept');
+    assert.equal(cache.tracking, false);
 
-      relay.stall();
-      await other.set(key('AccessToken', tokenId), JSON.stringify(token({ scope: 'stalled' })));
-      await eventually(
-        'the change to be read from Redis',
-        async () => (await introspecting(() => tokens.find(tokenId)))?.scope === 'stalled',
-        2000,
-      );
-      assert.equal(cache.tracking, false);
-
-      relay.resume();
-      await eventually('tracking to be current again', async () => cache.tracking, 2000);
-    } finally {
-      relay.close();
-    }
+    relay.resume();
+    await eventually('tracking to be current again', async () => cache.tracking, 2000);
   });
 
   it('stays off when Redis rejects tracking', async () => {
@@ -391,8 +399,10 @@ describe('token copies kept up to date by Redis', () => {
       const url = new URL(TEST_REDIS_URL);
       url.username = user;
       url.password = 'unused';
-      const refused = new Redis(url.href, { lazyConnect: true, maxRetriesPerRequest: 1 });
-      const { cache, tokens, logs } = await open({ connection: createTrackingConnection(refused) });
+      const rejecting = new Redis(url.href, { lazyConnect: true, maxRetriesPerRequest: 1 });
+      const { cache, tokens, logs } = await open({
+        connection: createTrackingConnection(rejecting),
+      });
       assert.equal(cache.tracking, false);
       assert.ok(
         logs.some((line) => String(line['msg']).startsWith('Redis rejected CLIENT TRACKING')),
