@@ -3,6 +3,7 @@
 import { loadConfig } from '../src/config.ts';
 import { createLogger } from '../src/logger.ts';
 import { startServer } from '../src/main.ts';
+import { releaseFreedMemory } from '../src/server/idle-memory.ts';
 
 const config = loadConfig(process.env);
 const logger = createLogger(config.logLevel);
@@ -14,7 +15,10 @@ process.on('message', (message) => {
   if (message === 'memory') {
     // A full collection first, so that resident memory shows what is live rather than garbage.
     globalThis.gc?.();
-    process.send?.({ memory: process.memoryUsage() });
+    const memory = process.memoryUsage();
+    // Then what idp keeps once it is idle, without the heap pages V8 holds for reuse.
+    const { rssAfter } = releaseFreedMemory();
+    process.send?.({ memory: { ...memory, rssReleased: rssAfter } });
   }
   if (message === 'stop') void server.close().finally(() => process.exit(0));
 });

@@ -17,6 +17,12 @@ export interface MemoryFigures {
   /** RSS after the first half of the sessions, from which the growth per session is measured. */
   rssHalf: number;
   rssAfter: number;
+  /**
+   * The same two readings once idp has given back the heap pages that V8 keeps for reuse, as it
+   * does on its own when a busy period ends (src/server/idle-memory.ts).
+   */
+  rssHalfReleased: number;
+  rssAfterReleased: number;
   /** JavaScript heap in use before and after, which shows whether idp keeps anything per session. */
   heapBefore: number;
   heapAfter: number;
@@ -25,6 +31,8 @@ export interface MemoryFigures {
    * the growth over the second half of the sessions, after the first half warmed idp up.
    */
   rssAt10k: number;
+  /** The same for the readings after the release. */
+  rssReleasedAt10k: number;
   extrapolated: boolean;
 }
 
@@ -89,10 +97,19 @@ export async function memoryScenario(
   }
   const extrapolated = sessions < 10_000;
   // Growth per session between two readings after a full collection, never below zero.
-  const perSession = Math.max(0, rssAfter - rssHalf) / Math.max(1, sessions - firstSessions);
-  const rssAt10k = extrapolated ? rssAfter + perSession * (10_000 - sessions) : rssAfter;
+  const at10k = (halfway: number, end: number) => {
+    const perSession = Math.max(0, end - halfway) / Math.max(1, sessions - firstSessions);
+
+    return extrapolated ? end + perSession * (10_000 - sessions) : end;
+  };
+  const rssAt10k = at10k(rssHalf, rssAfter);
+  const [rssHalfReleased, rssAfterReleased] = [
+    half.rssReleased ?? rssHalf,
+    after.rssReleased ?? rssAfter,
+  ];
+  const rssReleasedAt10k = at10k(rssHalfReleased, rssAfterReleased);
   log(
-    `  ${sessions} sessions in ${seconds.toFixed(0)} s: ${(total / Math.max(1, sessions)).toFixed(0)} Redis bytes per session and ${(codeBytes / Math.max(1, sessions)).toFixed(0)} of consumed codes, RSS ${(rssBefore / 2 ** 20).toFixed(0)} -> ${(rssHalf / 2 ** 20).toFixed(0)} -> ${(rssAfter / 2 ** 20).toFixed(0)} MiB, heap in use ${((before.heapUsed ?? 0) / 2 ** 20).toFixed(0)} -> ${((after.heapUsed ?? 0) / 2 ** 20).toFixed(0)} MiB of ${((after.heapTotal ?? 0) / 2 ** 20).toFixed(0)} MiB reserved`,
+    `  ${sessions} sessions in ${seconds.toFixed(0)} s: ${(total / Math.max(1, sessions)).toFixed(0)} Redis bytes per session and ${(codeBytes / Math.max(1, sessions)).toFixed(0)} of consumed codes, RSS ${(rssBefore / 2 ** 20).toFixed(0)} -> ${(rssHalf / 2 ** 20).toFixed(0)} -> ${(rssAfter / 2 ** 20).toFixed(0)} MiB (${(rssHalfReleased / 2 ** 20).toFixed(0)} -> ${(rssAfterReleased / 2 ** 20).toFixed(0)} MiB once released), heap in use ${((before.heapUsed ?? 0) / 2 ** 20).toFixed(0)} -> ${((after.heapUsed ?? 0) / 2 ** 20).toFixed(0)} MiB of ${((after.heapTotal ?? 0) / 2 ** 20).toFixed(0)} MiB reserved`,
   );
 
   return {
@@ -105,7 +122,10 @@ export async function memoryScenario(
     rssAfter,
     heapBefore: before.heapUsed ?? Number.NaN,
     heapAfter: after.heapUsed ?? Number.NaN,
+    rssHalfReleased,
+    rssAfterReleased,
     rssAt10k,
+    rssReleasedAt10k,
     extrapolated,
   };
 }

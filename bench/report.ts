@@ -118,11 +118,18 @@ function goals(results: BenchResults): Goal[] {
       measured: whole(m.redisBytesPerSession),
       met: m.redisBytesPerSession <= 4096,
     });
+    const extrapolation = m.extrapolated ? ` (extrapolated from ${whole(m.sessions)})` : '';
     list.push({
-      name: 'idp RSS at 10,000 sessions',
+      name: 'idp RSS at 10,000 sessions, right after the sign-ins',
       target: '≤ 200 MiB',
-      measured: `${mib(m.rssAt10k)}${m.extrapolated ? ` (extrapolated from ${whole(m.sessions)})` : ''}`,
+      measured: `${mib(m.rssAt10k)}${extrapolation}`,
       met: m.rssAt10k <= 200 * 2 ** 20,
+    });
+    list.push({
+      name: 'idp RSS at 10,000 sessions, once idp is idle',
+      target: '≤ 200 MiB',
+      measured: `${mib(m.rssReleasedAt10k)}${extrapolation}`,
+      met: m.rssReleasedAt10k <= 200 * 2 ** 20,
     });
   }
 
@@ -193,7 +200,7 @@ export function renderReport(results: BenchResults): string {
     lines.push(
       '### Memory',
       '',
-      `${whole(m.sessions)} browsers signed in (code exchanged, tokens kept) after idp's Redis keys were cleared: **${whole(m.redisBytesPerSession)} Redis bytes per session** (MEMORY USAGE over every key a session keeps), and ${whole(m.codeBytesPerSession)} more per session for the consumed authorization codes, which expire 60 s after issue. idp RSS ${mib(m.rssBefore)} before, ${mib(m.rssHalf)} after the first half of the sessions and ${mib(m.rssAfter)} after all of them (JavaScript heap in use ${mib(m.heapBefore)} and ${mib(m.heapAfter)}, both after a full collection); at 10,000 sessions **${mib(m.rssAt10k)}**${m.extrapolated ? ', extrapolated linearly from the growth over the second half' : ''}.`,
+      `${whole(m.sessions)} browsers signed in (code exchanged, tokens kept) after idp's Redis keys were cleared: **${whole(m.redisBytesPerSession)} Redis bytes per session** (MEMORY USAGE over every key a session keeps), and ${whole(m.codeBytesPerSession)} more per session for the consumed authorization codes, which expire 60 s after issue. idp RSS ${mib(m.rssBefore)} before, ${mib(m.rssHalf)} after the first half of the sessions and ${mib(m.rssAfter)} after all of them (JavaScript heap in use ${mib(m.heapBefore)} and ${mib(m.heapAfter)}, both after a full collection); at 10,000 sessions **${mib(m.rssAt10k)}**${m.extrapolated ? ', extrapolated linearly from the growth over the second half' : ''}. Once idp has given back the heap pages that V8 keeps for reuse, as it does when a busy period ends, ${mib(m.rssHalfReleased)} halfway and ${mib(m.rssAfterReleased)} at the end; at 10,000 sessions **${mib(m.rssReleasedAt10k)}**.`,
       '',
       '| key kind | keys | bytes per key | bytes per session |',
       '| --- | --- | --- | --- |',

@@ -17,6 +17,13 @@ import { createTestCertificates, type TestCertificates } from '../test/support/t
 export const BENCH_PASSWORD = 'bench passphrase that is long enough';
 export const REDIRECT_URI = 'https://app.example.test/callback';
 
+/**
+ * Memory of a server process in bytes after a full garbage collection: resident, and for idp the
+ * rest of process.memoryUsage(), such as the JavaScript heap in use and reserved, and the resident
+ * memory left once idp has given back the heap pages V8 keeps for reuse.
+ */
+export type ServerMemory = Partial<NodeJS.MemoryUsage> & { rss: number; rssReleased?: number };
+
 /** One server under test and what a client needs to reach it. */
 export interface Target {
   name: 'idp' | 'baseline';
@@ -27,11 +34,8 @@ export interface Target {
   /** Trusts the run's certificate authority. */
   dispatcher: Agent;
   child: ChildProcess;
-  /**
-   * Memory of the server process in bytes after a full garbage collection: resident, and for idp
-   * the rest of process.memoryUsage(), such as the JavaScript heap in use and reserved.
-   */
-  memory(): Promise<Partial<NodeJS.MemoryUsage> & { rss: number }>;
+  /** Memory of the server process after a full garbage collection. */
+  memory(): Promise<ServerMemory>;
   /** CPU seconds the server process has used so far, user and system. */
   cpuSeconds(): Promise<number>;
 }
@@ -50,14 +54,12 @@ export interface BenchServers {
 }
 
 /** Asks a server process to collect garbage and report its memory; the baseline only has /proc. */
-async function memoryOf(
-  child: ChildProcess,
-): Promise<Partial<NodeJS.MemoryUsage> & { rss: number }> {
+async function memoryOf(child: ChildProcess): Promise<ServerMemory> {
   if (child.connected) {
-    const reply = new Promise<NodeJS.MemoryUsage | undefined>((resolve) => {
+    const reply = new Promise<ServerMemory | undefined>((resolve) => {
       // A full collection after heavy load takes a while on a busy machine.
       const timer = setTimeout(() => resolve(undefined), 15_000);
-      child.once('message', (message: { memory?: NodeJS.MemoryUsage }) => {
+      child.once('message', (message: { memory?: ServerMemory }) => {
         clearTimeout(timer);
         resolve(message.memory);
       });

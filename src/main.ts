@@ -21,6 +21,7 @@ import { ensureSigningKeys } from './oidc/keys.ts';
 import { createProvider, type ProviderOptions } from './oidc/provider.ts';
 import { type LockoutPolicy, lockoutPolicyOf } from './security/rate-limit.ts';
 import { configureApp, type Readiness } from './server/app.ts';
+import { IdleMemoryRelease } from './server/idle-memory.ts';
 import {
   countProviderEvents,
   createMetrics,
@@ -279,6 +280,7 @@ export async function startServer(
 
     let closing: Promise<void> | undefined;
     const stopKeys = keyring;
+    const idleMemory = new IdleMemoryRelease({ logger });
 
     return {
       server,
@@ -302,6 +304,7 @@ export async function startServer(
       close() {
         closing ??= (async () => {
           draining = true;
+          idleMemory.stop();
           const closed = new Promise<void>((resolve) => server.close(() => resolve()));
           metricsServer?.close();
           metricsServer?.closeAllConnections();
