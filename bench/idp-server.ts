@@ -16,7 +16,7 @@ process.on('message', (message) => {
     // A full collection first, so that resident memory shows what is live rather than garbage.
     globalThis.gc?.();
     const memory = process.memoryUsage();
-    // Then what idp keeps once it is idle, without the heap pages V8 holds for reuse.
+    // Then the resident memory of an idle idp, which has given back V8's pooled heap pages.
     const { rssAfter } = releaseFreedMemory();
     process.send?.({ memory: { ...memory, rssReleased: rssAfter } });
   }

@@ -31,7 +31,7 @@ export interface MemoryFigures {
    * the growth over the second half of the sessions, after the first half warmed idp up.
    */
   rssAt10k: number;
-  /** The same for the readings after the release. */
+  /** RSS at 10,000 sessions, worked out the same way from the readings after the release. */
   rssReleasedAt10k: number;
   extrapolated: boolean;
 }

@@ -18,9 +18,8 @@ export const BENCH_PASSWORD = 'bench passphrase that is long enough';
 export const REDIRECT_URI = 'https://app.example.test/callback';
 
 /**
- * Memory of a server process in bytes after a full garbage collection: resident, and for idp the
- * rest of process.memoryUsage(), such as the JavaScript heap in use and reserved, and the resident
- * memory left once idp has given back the heap pages V8 keeps for reuse.
+ * Memory of a server process in bytes after a full garbage collection. For idp it adds the rest of
+ * process.memoryUsage(), and the resident memory left once idp gives back V8's pooled heap pages.
  */
 export type ServerMemory = Partial<NodeJS.MemoryUsage> & { rss: number; rssReleased?: number };
 
