@@ -51,13 +51,13 @@ export interface IdleMemoryOptions {
   logger: Logger;
   /** How often to look at the event loop and resident memory. */
   checkEveryMs?: number;
-  /** Share of the last interval the event loop may have been busy for the process to count as idle. */
+  /** Event-loop utilization below which an interval counts as idle. */
   idleBelow?: number;
   /** Growth of resident memory since the last release that makes a release worth its pause. */
   growthBytes?: number;
   /** Event-loop utilization since the previous call, measured by default. */
   utilization?: () => number;
-  /** Resident memory in bytes; the real one by default. */
+  /** Resident memory in bytes, read from the process by default. */
   rss?: () => number;
   release?: () => MemoryRelease;
 }
@@ -76,10 +76,10 @@ function eventLoopUtilization(): () => number {
 }
 
 /**
- * Gives memory back to the system once a busy period is over. Every `checkEveryMs` it checks
- * whether the event loop was almost idle over the interval and resident memory has grown by
- * `growthBytes` since the last release; if both hold, it runs `releaseFreedMemory`. A node under
- * steady load never pauses for it, and a node that stays idle releases once.
+ * Gives memory back to the system once a busy period is over. Every `checkEveryMs` it runs
+ * `releaseFreedMemory` if the event loop was almost idle over the interval and resident memory
+ * grew by `growthBytes` since the last release. A node busier than `idleBelow` never pauses for
+ * it, and a node that stays idle releases once.
  */
 export class IdleMemoryRelease {
   readonly #logger: Logger;
@@ -105,13 +105,13 @@ export class IdleMemoryRelease {
     this.#timer.unref();
   }
 
-  /** Runs one check now; the timer calls it on its own. Returns the release if one ran. */
+  /** Runs one check, as the timer does every `checkEveryMs`, and returns the release if one ran. */
   check(): MemoryRelease | undefined {
     if (this.#failed) return undefined;
     const utilization = this.#utilization();
     const rss = this.#rss();
-    // Memory that was given back and grew again by less than the threshold is left alone; so is
-    // memory that a release could not shrink, which becomes the new reference.
+    // Growth counts from the lowest reading since the last release, which a release that could not
+    // shrink the memory leaves at the memory in use.
     if (rss < this.#settled) this.#settled = rss;
     if (utilization >= this.#idleBelow || rss - this.#settled < this.#growthBytes) return undefined;
     let release: MemoryRelease;
