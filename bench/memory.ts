@@ -18,8 +18,8 @@ export interface MemoryFigures {
   rssHalf: number;
   rssAfter: number;
   /**
-   * The same two readings once idp has given back the heap pages that V8 keeps for reuse, as it
-   * does on its own when a busy period ends (src/server/idle-memory.ts).
+   * The same two readings after idp gives back V8's pooled heap pages, as it does when a busy
+   * period ends (src/server/idle-memory.ts).
    */
   rssHalfReleased: number;
   rssAfterReleased: number;

@@ -1,43 +1,38 @@
 import assert from 'node:assert/strict';
-import { Writable } from 'node:stream';
 import { describe, it } from 'node:test';
-import { createLogger } from '../src/logger.ts';
 import {
   IdleMemoryRelease,
   type MemoryRelease,
   releaseFreedMemory,
 } from '../src/server/idle-memory.ts';
+import { captureLogs } from './support/idp.ts';
 
 const MiB = 2 ** 20;
 
 /**
- * Returns a release checker driven by the test: it sets the event-loop utilization and resident
- * memory each check reads, and how much memory a release leaves.
+ * Returns a release checker whose event-loop utilization and resident memory the test sets in
+ * `state`. By default a release leaves `state.rssAfterRelease`.
  */
-function checker() {
+function checker(release?: () => MemoryRelease) {
   const state = { utilization: 0, rss: 150 * MiB, rssAfterRelease: 150 * MiB, releases: 0 };
-  const lines: Record<string, unknown>[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      lines.push(JSON.parse(chunk.toString()) as Record<string, unknown>);
-      done();
-    },
-  });
+  const { logger, logs } = captureLogs('info');
   const idle = new IdleMemoryRelease({
-    logger: createLogger('info', sink),
+    logger,
     checkEveryMs: 3_600_000,
     utilization: () => state.utilization,
     rss: () => state.rss,
-    release: (): MemoryRelease => {
-      state.releases += 1;
-      const release = { rssBefore: state.rss, rssAfter: state.rssAfterRelease, pauseMs: 41.6 };
-      state.rss = state.rssAfterRelease;
+    release:
+      release ??
+      ((): MemoryRelease => {
+        state.releases += 1;
+        const result = { rssBefore: state.rss, rssAfter: state.rssAfterRelease, pauseMs: 41.6 };
+        state.rss = state.rssAfterRelease;
 
-      return release;
-    },
+        return result;
+      }),
   });
 
-  return { idle, state, lines };
+  return { idle, state, logs };
 }
 
 /**
@@ -53,7 +48,7 @@ function makeGarbage(): number {
 
 describe('idle memory release', () => {
   it('releases after a busy period', () => {
-    const { idle, state, lines } = checker();
+    const { idle, state, logs } = checker();
     state.utilization = 0.9;
     state.rss = 300 * MiB;
     assert.equal(idle.check(), undefined, 'no release while the event loop is busy');
@@ -64,7 +59,7 @@ describe('idle memory release', () => {
     assert.deepEqual(idle.check(), { rssBefore: 300 * MiB, rssAfter: 160 * MiB, pauseMs: 41.6 });
     assert.equal(state.releases, 1);
     assert.deepEqual(
-      lines.map(({ msg, rssBeforeMiB, rssAfterMiB, pauseMs }) => ({
+      logs.map(({ msg, rssBeforeMiB, rssAfterMiB, pauseMs }) => ({
         msg,
         rssBeforeMiB,
         rssAfterMiB,
@@ -118,32 +113,18 @@ describe('idle memory release', () => {
   });
 
   it('stops after a failed release', () => {
-    const lines: Record<string, unknown>[] = [];
-    const sink = new Writable({
-      write(chunk: Buffer, _encoding, done) {
-        lines.push(JSON.parse(chunk.toString()) as Record<string, unknown>);
-        done();
-      },
-    });
     let attempts = 0;
-    let rss = 100 * MiB;
-    const idle = new IdleMemoryRelease({
-      logger: createLogger('info', sink),
-      checkEveryMs: 3_600_000,
-      utilization: () => 0,
-      rss: () => rss,
-      release: () => {
-        attempts += 1;
-        throw new TypeError('gc is not a function');
-      },
+    const { idle, state, logs } = checker(() => {
+      attempts += 1;
+      throw new TypeError('gc is not a function');
     });
-    rss = 400 * MiB;
+    state.rss = 400 * MiB;
     assert.equal(idle.check(), undefined);
     assert.equal(attempts, 1);
     assert.equal(idle.check(), undefined);
     assert.equal(attempts, 1, 'no second attempt');
     assert.deepEqual(
-      lines.map(({ level, msg }) => ({ level, msg })),
+      logs.map(({ level, msg }) => ({ level, msg })),
       [
         {
           level: 40,

@@ -110,15 +110,15 @@ export class IdleMemoryRelease {
     if (this.#failed) return undefined;
     const utilization = this.#utilization();
     const rss = this.#rss();
-    // Growth counts from the lowest reading since the last release, which a release that could not
-    // shrink the memory leaves at the memory in use.
+    // Growth counts from the lowest reading since the last release. A release that frees nothing
+    // leaves that reading at the memory in use, so it is not repeated.
     if (rss < this.#settled) this.#settled = rss;
     if (utilization >= this.#idleBelow || rss - this.#settled < this.#growthBytes) return undefined;
     let release: MemoryRelease;
     try {
       release = this.#release();
     } catch (error) {
-      // A Node version without V8's collector options would fail here on every check.
+      // A collector that failed once would fail on every check, so the checks stop.
       this.#failed = true;
       this.stop();
       this.#logger.warn(
