@@ -70,6 +70,18 @@ interface Goal {
   met: boolean;
 }
 
+/**
+ * Returns the sign-ins per second that this machine allows if idp spends CPU on hashing alone.
+ * Each sign-in then costs one verification, at the rate measured with every core hashing, plus
+ * the CPU time of the load generator and the rest measured during the runs. No server does better
+ * here, so a sign-in goal above this rate cannot be met on this machine.
+ */
+export function signInCeiling(s: SignInFigures): number {
+  const hashMs = (s.hash.cores * 1000) / s.hash.parallelRate;
+
+  return (s.hash.cores * 1000) / (hashMs + s.cpu.loadGenerator + s.cpu.rest);
+}
+
 function goals(results: BenchResults): Goal[] {
   const list: Goal[] = [];
   const rpsRatio = (label: string) => {
@@ -94,10 +106,11 @@ function goals(results: BenchResults): Goal[] {
   }
   if (results.signIn) {
     const value = median(results.signIn.rates) / results.signIn.hash.bound;
+    const ceiling = signInCeiling(results.signIn) / results.signIn.hash.bound;
     list.push({
       name: 'sign-ins/s against the hashing bound',
       target: '≥ 0.8',
-      measured: ratio(value),
+      measured: `${ratio(value)} (this machine allows at most ${ratio(ceiling)})`,
       met: value >= 0.8,
     });
   }
@@ -166,11 +179,11 @@ export function renderReport(results: BenchResults): string {
       '| --- | --- | --- | --- | --- | --- | --- | --- |',
       `| ${ms(s.hash.msPerHash)} / ${ms(s.hash.cpuMsPerHash)} ms | ${ratio(s.hash.bound)}/s (${s.hash.cores} cores) | ${ratio(s.hash.parallelRate)}/s | ${spread(s.rates, ratio)} | **${ratio(median(s.rates) / s.hash.bound)}** | ${ratio(median(s.rates) / s.hash.parallelRate)} | ${ms(s.p50)} / ${ms(s.p99)} ms | ${s.failures} |`,
       '',
-      'Where the CPU time of one sign-in went, during the runs. The sign-ins/s that the machine allows when all of it is spent this way is cores / total.',
+      'Where the CPU time of one sign-in went, during the runs. The sign-ins/s that the machine allows when all of it is spent this way is cores / total. The last column is the most this machine allows at all: the same split with idp spending nothing but one verification per sign-in, at the rate of hashing on every core.',
       '',
-      '| idp (hashing included) | the load generator | the rest: Redis, Postgres, kernel | total | cores / total |',
-      '| --- | --- | --- | --- | --- |',
-      `| ${ms(s.cpu.idp)} ms | ${ms(s.cpu.loadGenerator)} ms | ${ms(s.cpu.rest)} ms | ${ms(s.cpu.idp + s.cpu.loadGenerator + s.cpu.rest)} ms | ${ratio((s.hash.cores * 1000) / (s.cpu.idp + s.cpu.loadGenerator + s.cpu.rest))}/s |`,
+      '| idp (hashing included) | the load generator | the rest: Redis, Postgres, kernel | total | cores / total | idp hashing only |',
+      '| --- | --- | --- | --- | --- | --- |',
+      `| ${ms(s.cpu.idp)} ms | ${ms(s.cpu.loadGenerator)} ms | ${ms(s.cpu.rest)} ms | ${ms(s.cpu.idp + s.cpu.loadGenerator + s.cpu.rest)} ms | ${ratio((s.hash.cores * 1000) / (s.cpu.idp + s.cpu.loadGenerator + s.cpu.rest))}/s | ${ratio(signInCeiling(s))}/s, **${ratio(signInCeiling(s) / s.hash.bound)}** of the bound |`,
       '',
     );
   }
