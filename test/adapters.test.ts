@@ -133,6 +133,10 @@ function token(extra: Partial<AdapterPayload> = {}): AdapterPayload {
   return { iat, exp: iat + 60, clientId: 'client-1', accountId: 'alice', ...extra };
 }
 
+function isInvalidGrant(error: unknown): boolean {
+  return (error as { error?: string }).error === 'invalid_grant';
+}
+
 async function present(...lookups: Promise<unknown>[]): Promise<number> {
   return (await Promise.all(lookups)).filter((found) => found !== undefined).length;
 }
@@ -398,37 +402,81 @@ const contract: Contract = {
   },
 
   async 'consume of missing record is no-op'(store) {
-    const codes = new store.Adapter('AuthorizationCode');
-    const code = id();
-    await codes.consume(code);
-    assert.equal(await codes.find(code), undefined);
+    const requests = new store.Adapter('PushedAuthorizationRequest');
+    const requestId = id();
+    await requests.consume(requestId);
+    assert.equal(await requests.find(requestId), undefined);
     if (store.keys) assert.equal((await store.keys()).size, 0);
   },
 
-  async '20 concurrent consumes leave valid record'(store) {
-    const codes = new store.Adapter('RefreshToken');
-    const code = id();
-    const payload = token({ grantId: id(), consumed: undefined, rotations: 2 });
-    await codes.upsert(code, payload, 30);
-    await Promise.all(Array.from({ length: 20 }, () => codes.consume(code)));
+  async 'consume of missing code rejects'(store) {
+    const codes = new store.Adapter('AuthorizationCode');
+    await assert.rejects(codes.consume(id()), isInvalidGrant);
+  },
 
-    const found = await codes.find(code);
+  async '20 concurrent consumes leave valid record'(store) {
+    const requests = new store.Adapter('PushedAuthorizationRequest');
+    const requestId = id();
+    const payload = token({ consumed: undefined, rotations: 2 });
+    await requests.upsert(requestId, payload, 30);
+    await Promise.all(Array.from({ length: 20 }, () => requests.consume(requestId)));
+
+    const found = await requests.find(requestId);
     assert.ok(found);
     assert.ok(Number.isInteger(found.consumed));
     assert.equal(found.rotations, 2);
-    assert.equal(found.grantId, payload.grantId);
-    await store.assertExpiresWithin(30, () => present(codes.find(code)), 1);
+    await store.assertExpiresWithin(30, () => present(requests.find(requestId)), 1);
   },
 
   async 'second consume overwrites consumed'(store) {
-    const codes = new store.Adapter('AuthorizationCode');
-    const code = id();
-    await codes.upsert(code, token({ consumed: 1 }), 30);
-    await codes.consume(code);
-    await codes.consume(code);
-    const found = await codes.find(code);
+    const requests = new store.Adapter('PushedAuthorizationRequest');
+    const requestId = id();
+    await requests.upsert(requestId, token({ consumed: 1 }), 30);
+    await requests.consume(requestId);
+    await requests.consume(requestId);
+    const found = await requests.find(requestId);
     assert.ok(found);
     assert.ok(found.consumed > 1, `consumed is ${found.consumed}`);
+  },
+
+  async 'second consume of code revokes grant'(store) {
+    const { Adapter } = store;
+    const [codes, refreshTokens, accessTokens, grants] = [
+      new Adapter('AuthorizationCode'),
+      new Adapter('RefreshToken'),
+      new Adapter('AccessToken'),
+      new Adapter('Grant'),
+    ];
+    const [code, refreshToken, accessToken, grantId] = [id(), id(), id(), id()];
+    await grants.upsert(grantId, { accountId: 'alice', clientId: 'client-1' }, 60);
+    await codes.upsert(code, token({ grantId }), 60);
+    await codes.consume(code);
+    await refreshTokens.upsert(refreshToken, token({ grantId }), 60);
+    await accessTokens.upsert(accessToken, token({ grantId }), 60);
+
+    await assert.rejects(codes.consume(code), isInvalidGrant);
+
+    assert.equal(await codes.find(code), undefined);
+    assert.equal(await refreshTokens.find(refreshToken), undefined);
+    assert.equal(await accessTokens.find(accessToken), undefined);
+    assert.equal(await grants.find(grantId), undefined);
+    if (store.keys) assert.equal((await store.keys()).size, 0);
+  },
+
+  async 'concurrent consumes of refresh token: one succeeds'(store) {
+    const refreshTokens = new store.Adapter('RefreshToken');
+    const refreshToken = id();
+    await refreshTokens.upsert(refreshToken, token({ grantId: id() }), 30);
+
+    const results = await Promise.allSettled(
+      Array.from({ length: 20 }, () => refreshTokens.consume(refreshToken)),
+    );
+
+    assert.equal(results.filter((result) => result.status === 'fulfilled').length, 1);
+    for (const result of results) {
+      if (result.status === 'rejected') assert.ok(isInvalidGrant(result.reason));
+    }
+    assert.equal(await refreshTokens.find(refreshToken), undefined);
   },
 
   async "finds a token's grant in one request"({ Adapter }) {

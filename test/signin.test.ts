@@ -6,7 +6,12 @@ import { INVALID_CREDENTIALS } from '../src/interactions/login.ts';
 import { alertText, TestBrowser } from './support/browser.ts';
 import { type IdpFixture, openIdpFixture, type TestRp } from './support/fixture.ts';
 import { TEST_PASSWORD, type TestIdp } from './support/idp.ts';
-import { signInAndExchange, signInWithPassword, startAuthorization } from './support/rp.ts';
+import {
+  signInAndExchange,
+  signInForCode,
+  signInWithPassword,
+  startAuthorization,
+} from './support/rp.ts';
 
 describe('sign-in over TLS', () => {
   let fixture: IdpFixture<'app', 'alice'>;
@@ -181,19 +186,13 @@ describe('sign-in over TLS', () => {
 
   it('a second use of an authorization code fails', async () => {
     const browser = new TestBrowser(idp.dispatcher);
-    const start = await startAuthorization(config, app.redirectUri);
-    const callback = await signInWithPassword(
+    const { callback, checks } = await signInForCode(
+      config,
       browser,
-      start,
       app.redirectUri,
       'alice',
       TEST_PASSWORD,
     );
-    const checks = {
-      pkceCodeVerifier: start.verifier,
-      expectedState: start.state,
-      expectedNonce: start.nonce,
-    };
     const tokens = await client.authorizationCodeGrant(config, callback, checks);
     await assert.rejects(
       client.authorizationCodeGrant(config, callback, checks),

@@ -2,6 +2,7 @@ import Provider, {
   type Adapter,
   type ClientMetadata,
   type Configuration,
+  errors,
   interactionPolicy,
   type KoaContextWithOIDC,
 } from 'oidc-provider';
@@ -33,6 +34,10 @@ export interface ProviderOptions {
 
 /** Reason of the login prompt when a session lacks the second factor that the request needs. */
 export const SECOND_FACTOR_CHECK = 'second_factor_required';
+
+// oidc-provider's details of an authorization code or refresh token sent after its use, which the
+// session adapters give a second use at the same moment too.
+const SECOND_USE = /^(authorization code already consumed|refresh token already used)$/;
 
 /**
  * oidc-provider's default prompts, with one more check on the login prompt: a session signed in
@@ -275,6 +280,25 @@ export function createProvider(options: ProviderOptions): Provider {
   const provider = new Provider(options.issuer.href.replace(/\/$/, ''), configuration);
   provider.on('server_error', (ctx, error) => {
     options.logger.error({ err: error, requestId: ctx.state.requestId }, 'OIDC server error');
+  });
+  // A code or refresh token that comes back after its use may have been stolen. Its grant is
+  // revoked by then, so the user signs in again, and operators should know why.
+  provider.on('grant.error', (ctx, error) => {
+    const detail = (error as { error_detail?: unknown }).error_detail;
+    if (
+      error instanceof errors.InvalidGrant &&
+      typeof detail === 'string' &&
+      SECOND_USE.test(detail)
+    ) {
+      options.logger.warn(
+        {
+          requestId: ctx.state.requestId,
+          client: ctx.oidc.client?.clientId,
+          grantType: ctx.oidc.params?.['grant_type'],
+        },
+        'a used authorization code or refresh token was sent again, so its grant is revoked',
+      );
+    }
   });
   // A failed back-channel logout leaves the user signed in to that app, which operators must see.
   provider.on('backchannel.success', (ctx, client, accountId) => {

@@ -94,6 +94,28 @@ export async function signInWithPassword(
   return new URL(done.location);
 }
 
+/**
+ * Runs a whole sign-in up to the app's callback, and returns the callback URL with the checks that
+ * openid-client needs to exchange its code.
+ */
+export async function signInForCode(
+  config: client.Configuration,
+  browser: TestBrowser,
+  redirectUri: string,
+  username: string,
+  password: string,
+) {
+  const start = await startAuthorization(config, redirectUri);
+  const callback = await signInWithPassword(browser, start, redirectUri, username, password);
+  const checks = {
+    pkceCodeVerifier: start.verifier,
+    expectedState: start.state,
+    expectedNonce: start.nonce,
+  };
+
+  return { start, callback, checks };
+}
+
 /** Runs a whole sign-in and exchanges the code for tokens. */
 export async function signInAndExchange(
   idp: TestIdp,
@@ -103,13 +125,14 @@ export async function signInAndExchange(
   username: string,
   password: string,
 ) {
-  const start = await startAuthorization(config, redirectUri);
-  const callback = await signInWithPassword(browser, start, redirectUri, username, password);
-  const tokens = await client.authorizationCodeGrant(config, callback, {
-    pkceCodeVerifier: start.verifier,
-    expectedState: start.state,
-    expectedNonce: start.nonce,
-  });
+  const { start, callback, checks } = await signInForCode(
+    config,
+    browser,
+    redirectUri,
+    username,
+    password,
+  );
+  const tokens = await client.authorizationCodeGrant(config, callback, checks);
 
   return { start, callback, tokens };
 }

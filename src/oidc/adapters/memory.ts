@@ -3,6 +3,8 @@ import {
   ACCOUNT_MODELS,
   type EndedSessions,
   GRANTABLE_MODELS,
+  SINGLE_USE_MODELS,
+  secondUse,
   type SessionStoreAdapter,
 } from './redis.ts';
 
@@ -200,8 +202,25 @@ export function createMemoryAdapter(options: MemoryAdapterOptions = {}): Session
       const at = now();
       const key = this.#key(id);
       const entry = records.entry(key, at);
+      // The caller found the record moments before, so a missing one was revoked meanwhile.
+      if (!entry && SINGLE_USE_MODELS.has(this.model)) throw secondUse(this.model);
       if (!entry) return;
       const payload = JSON.parse(entry.value.json) as AdapterPayload;
+      if (payload.consumed && SINGLE_USE_MODELS.has(this.model)) {
+        // A second use: revoke the grant as the Redis adapter's script does.
+        records.delete(key);
+        forget(key, entry.value, at);
+        if (typeof payload.grantId === 'string') {
+          revokeGrant(payload.grantId, at);
+          const grantKey = `Grant:${payload.grantId}`;
+          const grant = records.get(grantKey, at);
+          if (grant) {
+            records.delete(grantKey);
+            forget(grantKey, grant, at);
+          }
+        }
+        throw secondUse(this.model);
+      }
       payload.consumed = Math.floor(at / 1000);
       records.set(key, { ...entry.value, json: JSON.stringify(payload) }, entry.expiresAt);
     }

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import type { Adapter, AdapterConstructor, AdapterPayload } from 'oidc-provider';
+import { type Adapter, type AdapterConstructor, type AdapterPayload, errors } from 'oidc-provider';
 import { readAhead, type RequestReads } from './read-ahead.ts';
 import type { CacheEntry, TokenCache } from './token-cache.ts';
 
@@ -13,6 +13,33 @@ export const GRANTABLE_MODELS: ReadonlySet<string> = new Set([
   'BackchannelAuthenticationRequest',
   'PreAuthorizedCode',
 ]);
+
+/**
+ * Models that oidc-provider consumes to mark a single use: codes, and refresh tokens when they
+ * rotate. oidc-provider rejects a consumed one, but two requests that read it before either
+ * consumes it would both pass that check, so consume itself rejects the second.
+ */
+export const SINGLE_USE_MODELS: ReadonlySet<string> = new Set([
+  'AuthorizationCode',
+  'RefreshToken',
+  'DeviceCode',
+  'BackchannelAuthenticationRequest',
+  'PreAuthorizedCode',
+]);
+
+// oidc-provider's wording for a second use that comes later, so that both cases log alike.
+const SECOND_USE_DETAILS: Readonly<Record<string, string>> = {
+  AuthorizationCode: 'authorization code already consumed',
+  RefreshToken: 'refresh token already used',
+};
+
+/**
+ * Returns the invalid_grant error for a single-use record consumed a second time. The caller has
+ * revoked the grant by then, as oidc-provider does when the second use comes later.
+ */
+export function secondUse(model: string): Error {
+  return new errors.InvalidGrant(SECOND_USE_DETAILS[model] ?? `${model} already consumed`);
+}
 
 // Models whose records carry an accountId and are indexed per account, so that every session
 // and grant of one user can be ended at once (after a password change or a 2FA reset).
@@ -186,20 +213,42 @@ reply[1] = ended
 return reply
 `);
 
-// KEYS[1] record key, ARGV[1] epoch seconds.
+// KEYS[1] record key, ARGV[1] key base, ARGV[2] epoch seconds, ARGV[3] '1' for a single-use record.
 // The script edits the JSON as text, because a cjson decode and encode would turn empty
-// arrays into objects and round numbers to 14 significant digits. It replaces a trailing
-// "consumed" member and otherwise appends one. JSON.parse keeps the last duplicate key.
-const CONSUME = lua(`
+// arrays into objects and round numbers to 14 significant digits. It replaces a trailing "consumed"
+// member or appends one. A single-use record that has one already is being used a second time: the script then deletes
+// its grant, the Grant record included, and returns the deleted keys after the word 'reused'.
+// A single-use record that is gone was found by the caller moments before, so another request
+// used and revoked it meanwhile (or it expired), and the reply is 'reused' alone.
+const CONSUME = lua(`${FORGET}
 local raw = redis.call('GET', KEYS[1])
-if not raw then return 0 end
+if not raw then
+  if ARGV[3] == '1' then return {'reused'} end
+  return 0
+end
 if string.sub(raw, -1) ~= '}' then return redis.error_reply('stored payload is not a JSON object') end
-local body
 local s = string.find(raw, ',"consumed":%d+}$')
+if s and ARGV[3] == '1' then
+  local reply = {'reused'}
+  local ok, data = pcall(cjson.decode, raw)
+  if ok and type(data) == 'table' and type(data.grantId) == 'string' then
+    for _, key in ipairs(revokeGrant(base .. 'grant:' .. data.grantId)) do table.insert(reply, key) end
+    local grantKey = base .. 'Grant:' .. data.grantId
+    local grant = redis.call('GET', grantKey)
+    if grant then
+      redis.call('DEL', grantKey)
+      forget(grantKey, grant)
+      table.insert(reply, grantKey)
+    end
+  end
+  redis.call('DEL', KEYS[1])
+  return reply
+end
+local body
 if s then body = string.sub(raw, 1, s - 1) else body = string.sub(raw, 1, -2) end
 local sep = ','
 if body == '{' then sep = '' end
-redis.call('SET', KEYS[1], body .. sep .. '"consumed":' .. ARGV[1] .. '}', 'KEEPTTL')
+redis.call('SET', KEYS[1], body .. sep .. '"consumed":' .. ARGV[2] .. '}', 'KEEPTTL')
 return 1
 `);
 
@@ -461,8 +510,19 @@ export function createRedisAdapter(
     }
 
     async consume(id: string): Promise<void> {
-      await run(redis, CONSUME, [this.#key(id)], [String(Math.floor(Date.now() / 1000))]);
-      this.#forget(this.#key(id));
+      const key = this.#key(id);
+      const reply = await run(
+        redis,
+        CONSUME,
+        [key],
+        [base, String(Math.floor(Date.now() / 1000)), SINGLE_USE_MODELS.has(this.model) ? '1' : ''],
+      );
+      this.#forget(key);
+      if (Array.isArray(reply)) {
+        readAhead.getStore()?.grants.clear();
+        cache?.forget((reply as string[]).slice(1));
+        throw secondUse(this.model);
+      }
     }
 
     async destroy(id: string): Promise<void> {
