@@ -215,6 +215,9 @@ describe('sign-in over TLS', () => {
       ['nobody-here', TEST_PASSWORD],
       ['bob', TEST_PASSWORD],
       ['', ''],
+      // Postgres rejects a NUL in a query parameter, so these must not reach it.
+      ['alice\u0000', TEST_PASSWORD],
+      ['\u0000', 'x'],
     ] as const;
     for (const [username, password] of cases) {
       const browser = new TestBrowser(idp.dispatcher);

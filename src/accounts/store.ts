@@ -92,6 +92,8 @@ export class AccountStore {
   }
 
   async findByUsername(username: string): Promise<Account | undefined> {
+    // Usernames never contain control characters, and Postgres rejects a NUL in a query parameter.
+    if (/\p{Cc}/u.test(username)) return undefined;
     const rows = await this.#db.query<AccountRow>(
       `SELECT ${columns} FROM accounts WHERE username_canonical = $1`,
       [canonicalUsername(username)],
