@@ -41,7 +41,9 @@ export async function runCheckedStep(
   const log = deps.logger.child({ requestId: ctx.state.requestId, interaction: facts.interaction });
   const common = {
     accountId: facts.account?.id ?? null,
-    username: facts.account?.username ?? facts.username,
+    // A name that matches no account is left out: people type their password into the username
+    // field by mistake, and audit rows cannot be deleted.
+    username: facts.account?.username ?? null,
     clientId: facts.clientId ?? null,
     ...requestFacts(ctx),
   };
