@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 import type * as client from 'openid-client';
-import { Agent } from 'undici';
+import { Agent, fetch } from 'undici';
 import { INVALID_CREDENTIALS } from '../src/interactions/login.ts';
 import { INVALID_CODE } from '../src/interactions/second-factor.ts';
 import { AuditLog, type AuditRecord } from '../src/security/audit.ts';
@@ -103,6 +103,16 @@ describe('sign-in lockout', () => {
   const fixture = lockoutFixture(POLICY, ['parallel', 'dana', 'spoofed', 'victim']);
   const { browserFrom, loginPage, tryPassword, signedIn, eventsOf, lockAccount } = fixture;
 
+  // Reads idp_account_locks_total from the metrics page, which the main port serves by default.
+  const lockCount = async () => {
+    const response = await fetch(new URL('/metrics', fixture.idp.issuer), {
+      dispatcher: fixture.idp.dispatcher,
+    });
+    const text = await response.text();
+
+    return Number(/^idp_account_locks_total (\d+)$/m.exec(text)?.[1]);
+  };
+
   it('50 parallel wrong passwords count as 50 and lock the account once', async () => {
     const browser = new TestBrowser(fixture.idp.dispatcher);
     const page = await loginPage(browser);
@@ -129,7 +139,9 @@ describe('sign-in lockout', () => {
 
   it('idp users unlock clears the lock at once', async () => {
     const browser = new TestBrowser(fixture.idp.dispatcher);
+    const locksBefore = await lockCount();
     await lockAccount(browser, 'dana');
+    assert.equal(await lockCount(), locksBefore + 1);
     const env = { PATH: process.env['PATH'], ...fixture.idp.setup.env };
     const result = await runIdp(env, ['users', 'unlock', 'DANA']);
     assert.equal(result.code, 0, result.stderr);

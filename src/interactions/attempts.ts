@@ -50,6 +50,7 @@ export async function runCheckedStep(
   const recordLock = async () => {
     const { lockMs } = deps.rateLimiter.policy;
     log.warn({ accountId: facts.account?.id }, 'account locked after repeated failures');
+    deps.metrics?.accountLocks.inc();
     await deps.audit.record({
       event: 'account.locked',
       ...common,
