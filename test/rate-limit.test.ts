@@ -6,6 +6,7 @@ import { AppError } from '../src/errors.ts';
 import { createLogger } from '../src/logger.ts';
 import { DependencyMonitor } from '../src/server/outages.ts';
 import {
+  addressGroup,
   DEFAULT_LOCKOUT_POLICY,
   type LockoutPolicy,
   lockoutPolicyOf,
@@ -153,6 +154,18 @@ function limiterSuite(name: string, make: () => RateLimiter) {
       assert.equal((await limiter.begin(fresh('spray'), ip)).decision, 'proceed');
     });
 
+    it('IPv6 addresses count per /64 network', async () => {
+      const decisions: string[] = [];
+      for (let i = 0; i < POLICY.ipLimit + 2; i++) {
+        const ip = `2001:db8:bad:1::${(i + 1).toString(16)}`;
+        decisions.push((await fail(limiter, fresh('v6'), ip)).decision);
+      }
+      assert.deepEqual(decisions.slice(0, POLICY.ipLimit), Array(POLICY.ipLimit).fill('proceed'));
+      assert.deepEqual(decisions.slice(POLICY.ipLimit), ['ip_blocked', 'ip_blocked']);
+      // Another /64 is another network.
+      assert.equal((await limiter.begin(fresh('v6'), '2001:db8:bad:2::1')).decision, 'proceed');
+    });
+
     it('a success takes back its own count', async () => {
       const user = fresh('success');
       await fail(limiter, user, '192.0.2.60');
@@ -226,5 +239,21 @@ describe('lockout policy from the configuration', () => {
       lockout: { threshold: 10, durationSeconds: 900, addressLimit: 50 },
     });
     assert.deepEqual(defaults, DEFAULT_LOCKOUT_POLICY);
+  });
+});
+
+describe('address groups of the failure counters', () => {
+  it('groups IPv6 by /64 and keeps IPv4 whole', () => {
+    const cases: [string, string][] = [
+      ['192.0.2.7', '192.0.2.7'],
+      ['::ffff:192.0.2.7', '192.0.2.7'],
+      ['2001:db8:bad:1::100', '2001:db8:bad:1::/64'],
+      ['2001:DB8:0bad:1:ffff:1:2:3', '2001:db8:bad:1::/64'],
+      ['2001:db8::1', '2001:db8:0:0::/64'],
+      ['fe80::1%eth0', 'fe80:0:0:0::/64'],
+    ];
+    for (const [ip, group] of cases) {
+      assert.equal(addressGroup(ip), group, ip);
+    }
   });
 });

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { isIP } from 'node:net';
 import { canonicalUsername } from '../accounts/username.ts';
 import type { RedisClient } from '../db/redis.ts';
 import { type DependencyMonitor, isRedisOutage, unavailableError } from '../server/outages.ts';
@@ -112,13 +113,34 @@ export function accountTag(username: string): string {
  *   {a:<tag>}:lock     present while the account is locked
  *   {a:<tag>}:next     epoch ms of the next free slot while attempts are delayed
  *   {a:<tag>}:bypass   epoch ms of the next free slot for clean addresses during a lock
- *   {ip:<address>}:fails   failures from the address in the window
+ *   {ip:<address>}:fails   failures from the address (an IPv6 /64) in the window
  */
 function accountKeys(prefix: string, tag: string): string[] {
   return ['fails', 'lock', 'next', 'bypass'].map((name) => `${prefix}rl:{a:${tag}}:${name}`);
 }
 
-const ipKey = (prefix: string, ip: string) => `${prefix}rl:{ip:${ip}}:fails`;
+/**
+ * Returns the address that failures count against: an IPv4 address itself, and for IPv6 its /64
+ * network, because one host is usually given a whole /64 and could use a new address per attempt.
+ */
+export function addressGroup(ip: string): string {
+  const address = ip.split('%')[0] ?? '';
+  if (isIP(address) !== 6) return ip;
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
+  if (mapped) return mapped[1] as string;
+  const [head = '', tail] = address.split('::');
+  const headGroups = head === '' ? [] : head.split(':');
+  const tailGroups = tail === undefined || tail === '' ? [] : tail.split(':');
+  const missing = Array<string>(8 - headGroups.length - tailGroups.length).fill('0');
+  const groups = [...headGroups, ...missing, ...tailGroups];
+  // An embedded IPv4 address counts as one group here instead of two, which shifts only the last
+  // 64 bits, since it never sits in the first.
+  const network = groups.slice(0, 4).map((group) => parseInt(group, 16).toString(16));
+
+  return `${network.join(':')}::/64`;
+}
+
+const ipKey = (prefix: string, ip: string) => `${prefix}rl:{ip:${addressGroup(ip)}}:fails`;
 
 // KEYS[1] address failures. ARGV: limit, window ms, block ms. Returns {blocked, prior failures}.
 const IP_BEGIN = `
