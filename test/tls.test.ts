@@ -175,9 +175,17 @@ describe('forwarded headers outside a trusted proxy', () => {
         for (const forwarded of ['203.0.113.7', 'junk, , 999.1.1.1', '203.0.113.7, 10.0.0.1']) {
           const response = await fetch(`${idp.issuer}/healthz`, {
             dispatcher: idp.dispatcher,
-            headers: { 'x-forwarded-for': forwarded, 'x-forwarded-proto': 'http' },
+            headers: {
+              'x-forwarded-for': forwarded,
+              'x-forwarded-proto': 'http',
+              'x-request-id': 'request-from-the-peer',
+            },
           });
           assert.equal(response.status, 200);
+          // Only a trusted proxy may set the request id, and anyone else's is replaced.
+          const requestId = response.headers.get('x-request-id');
+          if (trustProxy === '127.0.0.1') assert.equal(requestId, 'request-from-the-peer');
+          else assert.match(requestId ?? '', /^[0-9a-f-]{36}$/);
         }
         const ips = idp.logs
           .filter((line) => line['path'] === '/healthz')

@@ -9,9 +9,10 @@ import { isUnavailableError } from './outages.ts';
 const REQUEST_ID_PATTERN = /^[A-Za-z0-9._-]{8,128}$/;
 
 /**
- * Gives each request an id (a well-formed incoming X-Request-Id, or a new UUID), returns it in the
- * response, and logs one line per request: method, path without the query, status and duration.
- * The query string is left out because it can carry codes and tokens.
+ * Gives each request an id, returns it in the response, and logs one line per request: method,
+ * path without the query, status and duration. The query is left out because it can carry codes
+ * and tokens. The id is a well-formed X-Request-Id from a trusted proxy, or else a new UUID,
+ * because a client's own id could be forged to confuse the audit log.
  */
 export function requestLogging(logger: Logger) {
   // These lines carry only the fields below, none of them secret, so they skip the redaction
@@ -19,7 +20,7 @@ export function requestLogging(logger: Logger) {
   const accessLog = logger.child({}, { redact: [] });
 
   return async (ctx: Context, next: Next): Promise<void> => {
-    const incoming = ctx.get('x-request-id');
+    const incoming = ctx.state.fromTrustedProxy === true ? ctx.get('x-request-id') : '';
     const requestId = REQUEST_ID_PATTERN.test(incoming) ? incoming : randomUUID();
     ctx.state.requestId = requestId;
     ctx.set('x-request-id', requestId);
@@ -145,6 +146,7 @@ export function forwardedHeaders(issuer: URL, trustProxy: false | true | string[
 
   return async (ctx: Context, next: Next): Promise<void> => {
     const peer = normaliseAddress(ctx.req.socket.remoteAddress);
+    ctx.state.fromTrustedProxy = isTrusted(peer, 0);
     const forwardedFor = ctx.get('x-forwarded-for') || undefined;
     ctx.request.ip = clientAddress(peer, forwardedFor, isTrusted);
     for (const name of Object.keys(ctx.req.headers)) {
