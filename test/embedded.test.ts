@@ -116,6 +116,30 @@ describe('embedded mode (no DATABASE_URL, REDIS_URL or certificate)', () => {
     assert.equal(userinfo.sub, tokens.claims()!.sub);
   });
 
+  it('second server on the same folder is refused', async () => {
+    const second = await runIdp(embeddedEnv(dataDir, await freePort()), ['serve']);
+    assert.equal(second.code, 1);
+    assert.match(second.stderr, /the embedded database in .* is already open in process \d+/);
+    assert.equal(existsSync(path.join(dataDir, '.s.PGSQL.5432')), true);
+    const list = await runIdp(embeddedEnv(dataDir, port), ['users', 'list', '--json']);
+    assert.equal(list.code, 0, list.stderr);
+  });
+
+  it('ten commands at once all reach the server', async () => {
+    const env = embeddedEnv(dataDir, port);
+    const names = Array.from({ length: 10 }, (_, i) => `parallel-${i}`);
+    const results = await Promise.all(
+      names.map((name) =>
+        runIdp(env, ['users', 'create', name, '--password-stdin'], TEST_PASSWORD),
+      ),
+    );
+    for (const result of results) assert.equal(result.code, 0, result.stderr);
+    assert.equal(existsSync(path.join(dataDir, '.s.PGSQL.5432')), true);
+    // Every one of them is in the server's database.
+    const list = await runIdp(env, ['users', 'list', '--json']);
+    for (const name of names) assert.match(list.stdout, new RegExp(`"username":"${name}"`));
+  });
+
   it('SIGTERM stops the server with exit code 0 and removes the socket', async () => {
     const exited = new Promise<number | null>((resolve) =>
       server.once('exit', (code) => resolve(code)),
@@ -129,5 +153,7 @@ describe('embedded mode (no DATABASE_URL, REDIS_URL or certificate)', () => {
     const list = await runIdp(embeddedEnv(dataDir, port), ['users', 'list', '--json']);
     assert.equal(list.code, 0, list.stderr);
     assert.match(list.stdout, /"username":"newcomer"/);
+    // The writes made through the server's socket were kept.
+    assert.match(list.stdout, /"username":"parallel-9"/);
   });
 });

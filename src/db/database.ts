@@ -1,4 +1,5 @@
-import { existsSync, mkdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import path from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import pg from 'pg';
@@ -101,9 +102,11 @@ class PostgresDatabase implements Database {
 class EmbeddedDatabase implements Database {
   readonly kind = 'pglite';
   readonly db: PGlite;
+  readonly #release: () => void;
 
-  constructor(db: PGlite) {
+  constructor(db: PGlite, release: () => void = () => {}) {
     this.db = db;
+    this.#release = release;
   }
 
   async query<Row extends object>(sql: string, params: unknown[] = []): Promise<Row[]> {
@@ -129,8 +132,57 @@ class EmbeddedDatabase implements Database {
     );
   }
 
-  close(): Promise<void> {
-    return this.db.close();
+  async close(): Promise<void> {
+    try {
+      await this.db.close();
+    } finally {
+      this.#release();
+    }
+  }
+}
+
+/** Returns the id of the live process other than this one that holds the lock file, if any. */
+function lockHolder(lockFile: string): number | undefined {
+  let pid: number;
+  try {
+    pid = Number(readFileSync(lockFile, 'utf8').trim());
+  } catch {
+    return undefined;
+  }
+  // After a container restart the server may run under the id its predecessor had.
+  if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid) return undefined;
+  try {
+    process.kill(pid, 0);
+
+    return pid;
+  } catch (error) {
+    // EPERM: the process exists but belongs to another user.
+    return (error as NodeJS.ErrnoException).code === 'EPERM' ? pid : undefined;
+  }
+}
+
+/**
+ * Takes the lock file of the embedded database, or throws when a live process holds it. PGlite
+ * does not guard its files, and a second process writing them loses the changes of one of them.
+ */
+function lockEmbedded(dataDir: string): () => void {
+  const lockFile = path.join(dataDir, 'pglite.lock');
+  for (;;) {
+    try {
+      writeFileSync(lockFile, `${process.pid}\n`, { flag: 'wx', mode: 0o600 });
+
+      return () => rmSync(lockFile, { force: true });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    }
+    const holder = lockHolder(lockFile);
+    if (holder !== undefined) {
+      throw new Error(
+        `the embedded database in ${dataDir} is already open in process ${holder}, and only one idp server can use a data folder`,
+      );
+    }
+    // Left behind by a process that has ended.
+    rmSync(lockFile, { force: true });
   }
 }
 
@@ -152,9 +204,13 @@ export async function openDatabase(options: {
   }
   const directory = path.join(options.dataDir, 'pglite');
   mkdirSync(directory, { recursive: true, mode: 0o700 });
-  const db = await PGlite.create(directory);
-
-  return new EmbeddedDatabase(db);
+  const release = lockEmbedded(options.dataDir);
+  try {
+    return new EmbeddedDatabase(await PGlite.create(directory), release);
+  } catch (error) {
+    release();
+    throw error;
+  }
 }
 
 /** Counts of the connection pool, for metrics; undefined for the embedded database. */
@@ -206,7 +262,9 @@ export async function shareEmbeddedDatabase(
  * one, otherwise directly.
  */
 export async function openEmbeddedForCommand(dataDir: string): Promise<Database> {
-  if (existsSync(embeddedSocketPath(dataDir))) {
+  const lockFile = path.join(dataDir, 'pglite.lock');
+  // The server takes a few connections at a time, so a busy one gets a few more tries.
+  for (let attempt = 1; existsSync(embeddedSocketPath(dataDir)); attempt++) {
     const database = new PostgresDatabase(
       `postgres://postgres@localhost/postgres?host=${encodeURIComponent(dataDir)}`,
       1,
@@ -215,12 +273,26 @@ export async function openEmbeddedForCommand(dataDir: string): Promise<Database>
       await database.query('SELECT 1');
 
       return database;
-    } catch {
+    } catch (error) {
       await database.close();
-      // A socket left behind by a server that stopped without cleaning up.
-      rmSync(embeddedSocketPath(dataDir), { force: true });
+      const holder = lockHolder(lockFile);
+      if (holder === undefined) {
+        // A socket left behind by a server that stopped without cleaning up.
+        rmSync(embeddedSocketPath(dataDir), { force: true });
+        break;
+      }
+      if (attempt >= COMMAND_CONNECT_ATTEMPTS) {
+        throw new Error(
+          `the socket of the server (process ${holder}) in ${dataDir} timed out or failed: ${(error as Error).message}`,
+          { cause: error },
+        );
+      }
+      await sleep(250 * attempt);
     }
   }
 
   return openDatabase({ dataDir });
 }
+
+/** Tries of a command to reach a serving node's socket before it gives up. */
+const COMMAND_CONNECT_ATTEMPTS = 8;
