@@ -2,7 +2,9 @@ import assert from 'node:assert/strict';
 import { request as httpRequest } from 'node:http';
 import { createServer as createHttpsServer, type Server } from 'node:https';
 import { after, before, describe, it } from 'node:test';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { connect, type PeerCertificate } from 'node:tls';
 import { fetch } from 'undici';
 import { TestBrowser } from './support/browser.ts';
@@ -14,6 +16,8 @@ import {
   type TestIdp,
 } from './support/idp.ts';
 import { discoverRp, signInAndExchange } from './support/rp.ts';
+import { createCertificate } from '../src/server/certificates.ts';
+import { loadTlsFiles } from '../src/server/tls.ts';
 import { createTestCertificates } from './support/tls.ts';
 
 /** Opens a TLS connection to the server and returns its certificate, or the handshake error. */
@@ -202,4 +206,31 @@ describe('forwarded headers outside a trusted proxy', () => {
       }
     });
   }
+});
+
+describe('certificate and key pairs', () => {
+  it('a key of another type is refused', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'idp-pair-'));
+    try {
+      const ec = await createCertificate({ hosts: ['localhost'], keyType: 'ec' });
+      const rsa = await createCertificate({ hosts: ['localhost'], keyType: 'rsa' });
+      const file = (name: string, text: string) => {
+        writeFileSync(path.join(dir, name), text);
+
+        return path.join(dir, name);
+      };
+      for (const [cert, key] of [
+        [ec.cert, rsa.key],
+        [rsa.cert, ec.key],
+      ] as const) {
+        assert.throws(
+          () => loadTlsFiles(file('cert.pem', cert), file('key.pem', key)),
+          /are not a usable pair: the key does not belong to the certificate/,
+        );
+      }
+      assert.ok(loadTlsFiles(file('cert.pem', rsa.cert), file('key.pem', rsa.key)).context);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });

@@ -1,4 +1,5 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createPrivateKey, X509Certificate } from 'node:crypto';
 import path from 'node:path';
 import { createSecureContext, type SecureContext } from 'node:tls';
 import { createCertificate, type PemPair } from './certificates.ts';
@@ -22,6 +23,11 @@ export function loadTlsFiles(
   const key = read(keyFile, 'key');
   try {
     const context = createSecureContext({ cert, key, minVersion: MIN_TLS_VERSION });
+    // OpenSSL checks that a key matches the certificate only when both are of one type, so an RSA
+    // certificate with an EC key loads here and then fails every handshake.
+    if (!new X509Certificate(cert).checkPrivateKey(createPrivateKey(key))) {
+      throw new Error('the key does not belong to the certificate');
+    }
 
     return { cert, key, context };
   } catch (error) {
