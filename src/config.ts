@@ -13,6 +13,8 @@ export function parseDuration(text: string): number | undefined {
   return Number(match[1]) * units[match[2] as keyof typeof units];
 }
 
+const MAX_DURATION_SECONDS = 24 * 24 * 60 * 60;
+
 const duration = z.string().transform((text, ctx) => {
   const seconds = parseDuration(text);
   if (seconds === undefined || seconds === 0) {
@@ -20,6 +22,12 @@ const duration = z.string().transform((text, ctx) => {
       code: 'custom',
       message: `must be a duration such as 90s, 15m, 8h or 7d, but it is '${text}'`,
     });
+
+    return z.NEVER;
+  }
+  // Node's timers overflow past 2^31 - 1 ms, about 24.8 days, and fire at once.
+  if (seconds > MAX_DURATION_SECONDS) {
+    ctx.addIssue({ code: 'custom', message: `must be at most 24d, but it is '${text}'` });
 
     return z.NEVER;
   }
@@ -363,6 +371,15 @@ function checkCombinations(
   if (parsed.IDP_METRICS_PORT !== undefined && parsed.IDP_METRICS_PORT === parsed.IDP_PORT) {
     problems.push(
       'IDP_METRICS_PORT must differ from IDP_PORT; leave it unset to serve /metrics on IDP_PORT',
+    );
+  }
+  const issuer = new URL(parsed.IDP_ISSUER);
+  if (issuer.username || issuer.password) {
+    problems.push('IDP_ISSUER must not contain a user name or password');
+  } else if (issuer.pathname.replace(/\/+$/, '') !== '' || issuer.search || issuer.hash) {
+    // Discovery and every endpoint are served at the root, so relying apps could not find them.
+    problems.push(
+      `IDP_ISSUER must be the scheme, host and port only, such as https://id.example.org, but it is '${parsed.IDP_ISSUER}'`,
     );
   }
   if (parsed.IDP_SESSION_IDLE > parsed.IDP_SESSION_MAX) {

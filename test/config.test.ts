@@ -147,6 +147,31 @@ describe('loadConfig', () => {
     assert.deepEqual(problems, ['IDP_SESSION_IDLE must not be longer than IDP_SESSION_MAX']);
   });
 
+  it('issuer with a path, query or credentials is refused', () => {
+    for (const issuer of [
+      'https://id.example.org/idp',
+      'https://id.example.org/?a=b',
+      'https://id.example.org/#x',
+    ]) {
+      assert.deepEqual(problemsOf({ ...production, IDP_ISSUER: issuer }), [
+        `IDP_ISSUER must be the scheme, host and port only, such as https://id.example.org, but it is '${issuer}'`,
+      ]);
+    }
+    const problems = problemsOf({ ...production, IDP_ISSUER: 'https://user:pw@id.example.org' });
+    assert.deepEqual(problems, ['IDP_ISSUER must not contain a user name or password']);
+    assert.equal(
+      loadConfig({ ...production, IDP_ISSUER: 'https://id.example.org/' }).issuer.href,
+      'https://id.example.org/',
+    );
+  });
+
+  it('durations past 24 days are refused', () => {
+    assert.deepEqual(problemsOf({ IDP_SHUTDOWN_TIMEOUT: '30d' }), [
+      "IDP_SHUTDOWN_TIMEOUT must be at most 24d, but it is '30d'",
+    ]);
+    assert.equal(loadConfig({ IDP_SHUTDOWN_TIMEOUT: '24d' }).shutdownTimeoutSeconds, 24 * 86400);
+  });
+
   it('lockout settings: defaults, values and problems', () => {
     assert.deepEqual(loadConfig({}).lockout, {
       threshold: 10,
