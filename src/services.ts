@@ -6,6 +6,7 @@ import { type Database, openDatabase, openEmbeddedForCommand } from './db/databa
 import { migrate } from './db/migrate.ts';
 import {
   createRedisClient,
+  selectedDatabase,
   effectiveRedisPrefix,
   parseRedisUrl,
   type RedisClient,
@@ -137,6 +138,19 @@ export async function openServices(
       await rawDatabase.close();
       const reason = describeError(firstError ?? error);
       throw new Error(`cannot connect to Redis: ${reason}`, { cause: error });
+    }
+    // ioredis stays in database 0 when Redis rejects the number in REDIS_URL, which would mix
+    // idp's keys with another application's.
+    const wanted = target.kind === 'cluster' ? 0 : selectedDatabase(target);
+    if (wanted > 0) {
+      const info = String(await client.call('CLIENT', 'INFO'));
+      if (!new RegExp(`\\bdb=${wanted}\\b`).test(info)) {
+        client.disconnect();
+        await rawDatabase.close();
+        throw new Error(
+          `cannot use Redis database ${wanted} of REDIS_URL: Redis has fewer databases (see its 'databases' setting)`,
+        );
+      }
     }
     client.off('error', onFirstError);
     client.on('error', (error: Error) => {

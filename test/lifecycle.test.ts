@@ -178,6 +178,12 @@ describe('idp serve as a process', () => {
 
   it('start-up refuses bad settings with one line each', async () => {
     const unused = await freePort();
+    const redisDatabase = (pathname: string) => {
+      const url = new URL(setup.env['REDIS_URL']!);
+      url.pathname = pathname;
+
+      return url.href;
+    };
     const without = (...names: string[]) =>
       Object.fromEntries(Object.entries(setup.env).filter(([name]) => !names.includes(name)));
     const cases: [string, Record<string, string>, RegExp][] = [
@@ -202,6 +208,16 @@ describe('idp serve as a process', () => {
         new RegExp(
           `^idp: cannot connect to the database: connect ECONNREFUSED 127.0.0.1:${unused}`,
         ),
+      ],
+      [
+        "Redis database past the server's count",
+        { ...setup.env, REDIS_URL: redisDatabase('/99') },
+        /^idp: cannot use Redis database 99 of REDIS_URL: Redis has fewer databases/,
+      ],
+      [
+        'Redis database by name',
+        { ...setup.env, REDIS_URL: redisDatabase('/abc') },
+        /^ {2}REDIS_URL must end with a database number such as \/0, not '\/abc'/,
       ],
       [
         'unreachable Redis',

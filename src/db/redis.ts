@@ -41,7 +41,10 @@ function parseHosts(list: string, defaultPort: number): HostPort[] {
 export function parseRedisUrl(text: string): RedisTarget {
   const scheme = /^([a-z+]+):\/\//.exec(text)?.[1];
   if (scheme === 'redis' || scheme === 'rediss') {
-    new URL(text);
+    const { pathname } = new URL(text);
+    if (!/^\/?(\d+)?$/.test(pathname)) {
+      throw new Error(`must end with a database number such as /0, not '${pathname}'`);
+    }
 
     return { kind: 'single', url: text };
   }
@@ -86,6 +89,13 @@ export function parseRedisUrl(text: string): RedisTarget {
     ...credentials,
     ...(sentinelPassword ? { sentinelPassword } : {}),
   };
+}
+
+/** Returns the database number that a single server or Sentinel target selects. */
+export function selectedDatabase(target: Exclude<RedisTarget, { kind: 'cluster' }>): number {
+  return target.kind === 'sentinel'
+    ? target.db
+    : Number(new URL(target.url).pathname.slice(1) || 0);
 }
 
 /**
