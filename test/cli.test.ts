@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
 import { after, before, describe, it } from 'node:test';
-import { type CommandResult, runIdp } from './support/cli.ts';
+import { type CommandResult, IDP_BIN, runIdp } from './support/cli.ts';
 import { createTestDatabase, type TestDatabase } from './support/postgres.ts';
 
 const PASSWORD = 'correct horse battery staple';
@@ -277,5 +279,20 @@ describe('idp command line', () => {
       result.stderr,
       /^idp: invalid configuration:\n {2}IDP_ENCRYPTION_KEY must be a 32-byte key/,
     );
+  });
+
+  it('output into a closed pipe ends quietly', async () => {
+    await idp(['users', 'create', 'piped', '--password-stdin'], PASSWORD);
+    // The reader is gone before the command writes, as after `| head -1` on a long list.
+    const child = spawn(process.execPath, [IDP_BIN, 'users', 'list', '--json'], {
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    child.stdout.destroy();
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const [code] = (await once(child, 'close')) as [number | null];
+    assert.equal(stderr, '');
+    assert.equal(code, 0);
   });
 });

@@ -147,6 +147,12 @@ export function buildProgram(): Command {
 
 /** Runs the `idp` command line; errors become one line on standard error and exit code 1. */
 export async function run(argv: string[]): Promise<void> {
+  // A reader that stops early, as `| head` does, closes the pipe. The rest of the output then has
+  // nowhere to go, and the command has not failed.
+  process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code !== 'EPIPE') throw error;
+    process.exit(process.exitCode ?? 0);
+  });
   try {
     await buildProgram().parseAsync(argv);
   } catch (error) {
