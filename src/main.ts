@@ -157,6 +157,13 @@ export async function startServer(
   const shared = config.databaseUrl
     ? undefined
     : await shareEmbeddedDatabase(services.rawDatabase, config.dataDir);
+  if (shared) {
+    // An empty DATABASE_URL from a bad substitution also ends up here, so the log names it.
+    logger.warn(
+      { dataDir: config.dataDir },
+      'DATABASE_URL is not set: accounts, clients and keys are kept in the embedded database in the data folder, for this one node',
+    );
+  }
   let keyring: SigningKeyring | undefined;
   // A Cluster may move the keys to another node, which would not report their changes, so only a
   // single server or a Sentinel group's primary backs the token cache.

@@ -55,7 +55,7 @@ describe('embedded mode (no DATABASE_URL, REDIS_URL or certificate)', () => {
     rmSync(dataDir, { recursive: true, force: true });
   });
 
-  it('logs the self-signed certificate and the one-node warning', () => {
+  it('logs the certificate and the one-node warnings', () => {
     const lines = output
       .trim()
       .split('\n')
@@ -63,6 +63,10 @@ describe('embedded mode (no DATABASE_URL, REDIS_URL or certificate)', () => {
     const certificate = lines.find((line) => line['certFile']);
     assert.equal(certificate?.['certFile'], path.join(dataDir, 'tls', 'cert.pem'));
     assert.ok(lines.some((line) => String(line['msg']).startsWith('REDIS_URL is not set')));
+    const database = lines.find((line) =>
+      String(line['msg']).startsWith('DATABASE_URL is not set'),
+    );
+    assert.equal(database?.['dataDir'], dataDir);
   });
 
   it('keeps generated secrets readable by the owner only', () => {
