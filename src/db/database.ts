@@ -246,7 +246,9 @@ export async function shareEmbeddedDatabase(
   const { PGLiteSocketServer } = await import('@electric-sql/pglite-socket');
   const socketPath = embeddedSocketPath(dataDir);
   rmSync(socketPath, { force: true });
-  const server = new PGLiteSocketServer({ db: database.db, path: socketPath, maxConnections: 4 });
+  // The server queues each connection's statements one by one on PGlite's single session, so a
+  // second connection's statements would run inside the first one's transaction.
+  const server = new PGLiteSocketServer({ db: database.db, path: socketPath, maxConnections: 1 });
   await server.start();
 
   return {
@@ -263,8 +265,9 @@ export async function shareEmbeddedDatabase(
  */
 export async function openEmbeddedForCommand(dataDir: string): Promise<Database> {
   const lockFile = path.join(dataDir, 'pglite.lock');
-  // The server takes a few connections at a time, so a busy one gets a few more tries.
-  for (let attempt = 1; existsSync(embeddedSocketPath(dataDir)); attempt++) {
+  // The server takes one command at a time, so a busy one gets more tries.
+  const deadline = Date.now() + COMMAND_CONNECT_MS;
+  while (existsSync(embeddedSocketPath(dataDir))) {
     const database = new PostgresDatabase(
       `postgres://postgres@localhost/postgres?host=${encodeURIComponent(dataDir)}`,
       1,
@@ -281,18 +284,18 @@ export async function openEmbeddedForCommand(dataDir: string): Promise<Database>
         rmSync(embeddedSocketPath(dataDir), { force: true });
         break;
       }
-      if (attempt >= COMMAND_CONNECT_ATTEMPTS) {
+      if (Date.now() >= deadline) {
         throw new Error(
           `the socket of the server (process ${holder}) in ${dataDir} timed out or failed: ${(error as Error).message}`,
           { cause: error },
         );
       }
-      await sleep(250 * attempt);
+      await sleep(100 + Math.random() * 200);
     }
   }
 
   return openDatabase({ dataDir });
 }
 
-/** Tries of a command to reach a serving node's socket before it gives up. */
-const COMMAND_CONNECT_ATTEMPTS = 8;
+/** How long a command waits for a serving node's socket before it gives up. */
+const COMMAND_CONNECT_MS = 30_000;
