@@ -141,14 +141,14 @@ export async function openServices(
     }
     // ioredis stays in database 0 when Redis rejects the number in REDIS_URL, which would mix
     // idp's keys with another application's.
-    const wanted = target.kind === 'cluster' ? 0 : selectedDatabase(target);
-    if (wanted > 0) {
+    const redisDatabase = target.kind === 'cluster' ? 0 : selectedDatabase(target);
+    if (redisDatabase > 0) {
       const info = String(await client.call('CLIENT', 'INFO'));
-      if (!new RegExp(`\\bdb=${wanted}\\b`).test(info)) {
+      if (!new RegExp(`\\bdb=${redisDatabase}\\b`).test(info)) {
         client.disconnect();
         await rawDatabase.close();
         throw new Error(
-          `cannot use Redis database ${wanted} of REDIS_URL: Redis has fewer databases (see its 'databases' setting)`,
+          `cannot use Redis database ${redisDatabase} of REDIS_URL: Redis has fewer databases (see its 'databases' setting)`,
         );
       }
     }

@@ -141,7 +141,7 @@ class EmbeddedDatabase implements Database {
   }
 }
 
-/** Returns the id of the live process other than this one that holds the lock file, if any. */
+/** Returns the id of the live process, other than this one, that wrote the lock file, if any. */
 function lockHolder(lockFile: string): number | undefined {
   let pid: number;
   try {
@@ -162,11 +162,11 @@ function lockHolder(lockFile: string): number | undefined {
 }
 
 /**
- * Takes the lock file of the embedded database, or throws when a live process holds it. PGlite
+ * Creates the lock file of the embedded database, or throws when a live process created it. PGlite
  * does not guard its files, and a second process writing them loses the changes of one of them.
  */
 function lockEmbedded(dataDir: string): () => void {
-  const lockFile = path.join(dataDir, 'pglite.lock');
+  const lockFile = embeddedLockPath(dataDir);
   for (;;) {
     try {
       writeFileSync(lockFile, `${process.pid}\n`, { flag: 'wx', mode: 0o600 });
@@ -228,6 +228,11 @@ export async function openMemoryDatabase(): Promise<Database> {
   return new EmbeddedDatabase(await PGlite.create());
 }
 
+/** Path of the file that names the process that has the embedded database open. */
+function embeddedLockPath(dataDir: string): string {
+  return path.join(dataDir, 'pglite.lock');
+}
+
 /** Path of the Unix socket through which a serving embedded node shares its PGlite database. */
 export function embeddedSocketPath(dataDir: string): string {
   return path.join(dataDir, '.s.PGSQL.5432');
@@ -259,12 +264,15 @@ export async function shareEmbeddedDatabase(
   };
 }
 
+/** How long a command waits for a serving node's socket before it gives up. */
+const COMMAND_CONNECT_MS = 30_000;
+
 /**
  * Opens the embedded database for a command: through the socket of a running server when there is
  * one, otherwise directly.
  */
 export async function openEmbeddedForCommand(dataDir: string): Promise<Database> {
-  const lockFile = path.join(dataDir, 'pglite.lock');
+  const lockFile = embeddedLockPath(dataDir);
   // The server takes one command at a time, so a busy one gets more tries.
   const deadline = Date.now() + COMMAND_CONNECT_MS;
   while (existsSync(embeddedSocketPath(dataDir))) {
@@ -296,6 +304,3 @@ export async function openEmbeddedForCommand(dataDir: string): Promise<Database>
 
   return openDatabase({ dataDir });
 }
-
-/** How long a command waits for a serving node's socket before it gives up. */
-const COMMAND_CONNECT_MS = 30_000;

@@ -13,6 +13,7 @@ import type { MessageKey } from '../views/i18n.ts';
 import { en } from '../views/messages/en.ts';
 import { pageTranslator, renderPage } from '../views/render.ts';
 import { CLAIMS_BY_SCOPE } from './account.ts';
+import { SECOND_USE_DETAILS } from './adapters/redis.ts';
 import { ACCOUNT_CLIENT_ID } from './clients.ts';
 import { SIGNING_ALGORITHMS } from './keys.ts';
 
@@ -35,9 +36,8 @@ export interface ProviderOptions {
 /** Reason of the login prompt when a session lacks the second factor that the request needs. */
 export const SECOND_FACTOR_CHECK = 'second_factor_required';
 
-// oidc-provider's details of an authorization code or refresh token sent after its use, which the
-// session adapters give a second use at the same moment too.
-const SECOND_USE = /^(authorization code already consumed|refresh token already used)$/;
+// The details of invalid_grant for a code or refresh token sent again after its use.
+const SECOND_USE: ReadonlySet<string> = new Set(Object.values(SECOND_USE_DETAILS));
 
 /**
  * oidc-provider's default prompts, with one more check on the login prompt: a session signed in
@@ -288,7 +288,7 @@ export function createProvider(options: ProviderOptions): Provider {
     if (
       error instanceof errors.InvalidGrant &&
       typeof detail === 'string' &&
-      SECOND_USE.test(detail)
+      SECOND_USE.has(detail)
     ) {
       options.logger.warn(
         {

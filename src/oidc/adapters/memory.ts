@@ -121,15 +121,17 @@ export function createMemoryAdapter(options: MemoryAdapterOptions = {}): Session
     index.set(name, members, Math.max(entry?.expiresAt ?? 0, expiresAt));
   }
 
+  function deleteRecord(key: string, at: number): void {
+    const record = records.get(key, at);
+    if (!record) return;
+    records.delete(key);
+    forget(key, record, at);
+  }
+
   function revokeGrant(grantId: string, at: number): void {
     const members = grants.get(grantId, at);
     grants.delete(grantId);
-    for (const key of members ?? []) {
-      const record = records.get(key, at);
-      if (!record) continue;
-      records.delete(key);
-      forget(key, record, at);
-    }
+    for (const key of members ?? []) deleteRecord(key, at);
   }
 
   return class MemoryAdapter implements Adapter {
@@ -202,22 +204,16 @@ export function createMemoryAdapter(options: MemoryAdapterOptions = {}): Session
       const at = now();
       const key = this.#key(id);
       const entry = records.entry(key, at);
-      // The caller found the record moments before, so a missing one was revoked meanwhile.
+      // The caller found the record moments before, so a missing one was revoked meanwhile or expired.
       if (!entry && SINGLE_USE_MODELS.has(this.model)) throw secondUse(this.model);
       if (!entry) return;
       const payload = JSON.parse(entry.value.json) as AdapterPayload;
       if (payload.consumed && SINGLE_USE_MODELS.has(this.model)) {
         // A second use: revoke the grant as the Redis adapter's script does.
-        records.delete(key);
-        forget(key, entry.value, at);
+        deleteRecord(key, at);
         if (typeof payload.grantId === 'string') {
           revokeGrant(payload.grantId, at);
-          const grantKey = `Grant:${payload.grantId}`;
-          const grant = records.get(grantKey, at);
-          if (grant) {
-            records.delete(grantKey);
-            forget(grantKey, grant, at);
-          }
+          deleteRecord(`Grant:${payload.grantId}`, at);
         }
         throw secondUse(this.model);
       }
@@ -226,12 +222,7 @@ export function createMemoryAdapter(options: MemoryAdapterOptions = {}): Session
     }
 
     async destroy(id: string): Promise<void> {
-      const at = now();
-      const key = this.#key(id);
-      const record = records.get(key, at);
-      if (!record) return;
-      records.delete(key);
-      forget(key, record, at);
+      deleteRecord(this.#key(id), now());
     }
 
     async revokeByGrantId(grantId: string): Promise<void> {

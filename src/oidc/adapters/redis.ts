@@ -27,8 +27,8 @@ export const SINGLE_USE_MODELS: ReadonlySet<string> = new Set([
   'PreAuthorizedCode',
 ]);
 
-// oidc-provider's wording for a second use that comes later, so that both cases log alike.
-const SECOND_USE_DETAILS: Readonly<Record<string, string>> = {
+/** oidc-provider's details for a second use that comes later, used here too so both log alike. */
+export const SECOND_USE_DETAILS: Readonly<Record<string, string>> = {
   AuthorizationCode: 'authorization code already consumed',
   RefreshToken: 'refresh token already used',
 };
@@ -144,15 +144,16 @@ local function forget(key, raw)
     redis.call('SREM', base .. 'account:' .. data.accountId, key)
   end
 end
+local function deleteRecord(key)
+  local raw = redis.call('GET', key)
+  if not raw then return false end
+  redis.call('DEL', key)
+  forget(key, raw)
+  return true
+end
 local function revokeGrant(grantKey)
   local members = redis.call('SMEMBERS', grantKey)
-  for _, key in ipairs(members) do
-    local raw = redis.call('GET', key)
-    if raw then
-      redis.call('DEL', key)
-      forget(key, raw)
-    end
-  end
+  for _, key in ipairs(members) do deleteRecord(key) end
   redis.call('DEL', grantKey)
   return members
 end
@@ -160,11 +161,8 @@ end
 
 // KEYS[1] record key
 const DESTROY = lua(`${FORGET}
-local raw = redis.call('GET', KEYS[1])
-if not raw then return 0 end
-redis.call('DEL', KEYS[1])
-forget(KEYS[1], raw)
-return 1
+if deleteRecord(KEYS[1]) then return 1 end
+return 0
 `);
 
 // KEYS[1] grant index key
@@ -215,9 +213,10 @@ return reply
 
 // KEYS[1] record key, ARGV[1] key base, ARGV[2] epoch seconds, ARGV[3] '1' for a single-use record.
 // The script edits the JSON as text, because a cjson decode and encode would turn empty
-// arrays into objects and round numbers to 14 significant digits. It replaces a trailing "consumed"
-// member or appends one. A single-use record that has one already is being used a second time: the script then deletes
-// its grant, the Grant record included, and returns the deleted keys after the word 'reused'.
+// arrays into objects and round numbers to 14 significant digits. It replaces a trailing
+// "consumed" member and otherwise appends one. JSON.parse keeps the last duplicate key.
+// A single-use record that has a "consumed" member is being used a second time. The script then
+// deletes it and its grant, the Grant record included, and returns 'reused' and the deleted keys.
 // A single-use record that is gone was found by the caller moments before, so another request
 // used and revoked it meanwhile (or it expired), and the reply is 'reused' alone.
 const CONSUME = lua(`${FORGET}
@@ -234,14 +233,9 @@ if s and ARGV[3] == '1' then
   if ok and type(data) == 'table' and type(data.grantId) == 'string' then
     for _, key in ipairs(revokeGrant(base .. 'grant:' .. data.grantId)) do table.insert(reply, key) end
     local grantKey = base .. 'Grant:' .. data.grantId
-    local grant = redis.call('GET', grantKey)
-    if grant then
-      redis.call('DEL', grantKey)
-      forget(grantKey, grant)
-      table.insert(reply, grantKey)
-    end
+    if deleteRecord(grantKey) then table.insert(reply, grantKey) end
   end
-  redis.call('DEL', KEYS[1])
+  deleteRecord(KEYS[1])
   return reply
 end
 local body
