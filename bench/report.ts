@@ -76,10 +76,10 @@ interface Goal {
  * the CPU time of the load generator and the rest measured during the runs. No server does better
  * here, so a sign-in goal above this rate cannot be met on this machine.
  */
-export function signInCeiling(s: SignInFigures): number {
-  const hashMs = (s.hash.cores * 1000) / s.hash.parallelRate;
+export function signInCeiling(figures: SignInFigures): number {
+  const hashMs = (figures.hash.cores * 1000) / figures.hash.parallelRate;
 
-  return (s.hash.cores * 1000) / (hashMs + s.cpu.loadGenerator + s.cpu.rest);
+  return (figures.hash.cores * 1000) / (hashMs + figures.cpu.loadGenerator + figures.cpu.rest);
 }
 
 function goals(results: BenchResults): Goal[] {

@@ -58,7 +58,7 @@ describe('sign-in report', () => {
       signIn: figures,
       idpErrors: 0,
     });
-    // 12 of 33.3 sign-ins/s is 0.36 of the bound; 16.67 of 33.3 is 0.50.
+    // 12 of 33.3 sign-ins/s is 0.36 of the bound, and 16.67 of 33.3 is 0.50.
     assert.match(
       report,
       /\| sign-ins\/s against the hashing bound \| ≥ 0\.8 \| 0\.36 \(this machine allows at most 0\.50\) \| \*\*missed\*\* \|/,

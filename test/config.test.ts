@@ -147,7 +147,7 @@ describe('loadConfig', () => {
     assert.deepEqual(problems, ['IDP_SESSION_IDLE must not be longer than IDP_SESSION_MAX']);
   });
 
-  it('issuer with a path, query or credentials is refused', () => {
+  it('issuer with path, query or credentials rejected', () => {
     for (const issuer of [
       'https://id.example.org/idp',
       'https://id.example.org/?a=b',
@@ -165,7 +165,7 @@ describe('loadConfig', () => {
     );
   });
 
-  it('durations past 24 days are refused', () => {
+  it('durations past 24 days rejected', () => {
     assert.deepEqual(problemsOf({ IDP_SHUTDOWN_TIMEOUT: '30d' }), [
       "IDP_SHUTDOWN_TIMEOUT must be at most 24d, but it is '30d'",
     ]);

@@ -120,7 +120,7 @@ describe('embedded mode (no DATABASE_URL, REDIS_URL or certificate)', () => {
     assert.equal(userinfo.sub, tokens.claims()!.sub);
   });
 
-  it('second server on the same folder is refused', async () => {
+  it('second server on one folder rejected', async () => {
     const second = await runIdp(embeddedEnv(dataDir, await freePort()), ['serve']);
     assert.equal(second.code, 1);
     assert.match(second.stderr, /the embedded database in .* is already open in process \d+/);

@@ -209,7 +209,7 @@ describe('forwarded headers outside a trusted proxy', () => {
 });
 
 describe('certificate and key pairs', () => {
-  it('a key of another type is refused', async () => {
+  it('key of another type rejected', async () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'idp-pair-'));
     try {
       const ec = await createCertificate({ hosts: ['localhost'], keyType: 'ec' });

@@ -133,8 +133,8 @@ export function addressGroup(ip: string): string {
   const tailGroups = tail === undefined || tail === '' ? [] : tail.split(':');
   const missing = Array<string>(8 - headGroups.length - tailGroups.length).fill('0');
   const groups = [...headGroups, ...missing, ...tailGroups];
-  // An embedded IPv4 address counts as one group here instead of two, which shifts only the last
-  // 64 bits, since it never sits in the first.
+  // An embedded IPv4 address counts as one group here instead of two. It only ever sits in the
+  // last 64 bits, so the network part stays right.
   const network = groups.slice(0, 4).map((group) => parseInt(group, 16).toString(16));
 
   return `${network.join(':')}::/64`;
